@@ -1,0 +1,3 @@
+from sda_gui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""GUI benchmarks: animation frame rate and event-loop responsiveness during a run.
+
+``python -m sda_gui bench gui`` calls these. Both run offscreen when no display is set.
+
+- ``bench_animation``: frames per second of the results viewer stepping through time,
+  each frame really painted (``repaint``), for the Lorenz-96 view (curves + four
+  Hovmöller panels) or a 64×64 field with four image panels.
+- ``bench_event_loop_gap``: the worst gap between ticks of a 5 ms UI timer while an
+  assimilation runs on the worker thread with live previews (target: under 50 ms).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from types import SimpleNamespace
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["bench_animation", "bench_animation_detailed", "bench_event_loop_gap", "bench_event_loop_gap_detailed",
+           "run_gui_benchmarks"]
+
+
+def _app():
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from .plotting import configure_pyqtgraph
+
+    configure_pyqtgraph()
+    return QApplication.instance() or QApplication([])
+
+
+class _FieldSystem:
+    """Stands in for a 2-D field system (no solver needed to time the display)."""
+
+    name = "field"
+    title = "64×64 field"
+    state_shape = (2, 64, 64)
+    variable_names = ["u", "v"]
+    dt = 0.2
+
+
+def _synthetic_results(kind: str, n_samples: int, length: int, seed: int = 0):
+    from sda_gui.core.observation import Observation
+    from sda_gui.core.systems import make_system
+
+    from .state import Results
+
+    rng = np.random.default_rng(seed)
+    if kind == "lorenz96":
+        system = make_system("lorenz96")
+        truth = system.simulate(1, length, seed=seed)[0].numpy()
+    elif kind == "lorenz63":
+        system = make_system("lorenz63")
+        truth = system.simulate(1, length, seed=seed)[0].numpy()
+    elif kind == "field":
+        system = _FieldSystem()
+        y, x = np.meshgrid(np.linspace(0, 2 * np.pi, 64), np.linspace(0, 2 * np.pi, 64), indexing="ij")
+        t = np.arange(length)[:, None, None] * 0.1
+        truth = np.stack([np.sin(4 * y + t), np.cos(3 * x - t)], axis=1).astype(np.float32)
+    else:
+        raise ValueError(f"unknown benchmark view '{kind}' (lorenz96, lorenz63, field)")
+    samples = (truth[None] + 0.5 * rng.standard_normal((n_samples, *truth.shape))).astype(np.float32)
+    mask = rng.random(truth.shape) < 0.2
+    obs = Observation(mask=mask, values=np.where(mask, truth, 0.0), std=0.5)
+    return system, Results(samples=samples, observation=obs, truth=truth, settings={})
+
+
+def make_results_view(kind: str = "lorenz96", n_samples: int = 16, length: int = 64, size=(960, 640)):
+    """A shown ``ResultsView`` holding synthetic results (used by the benchmark and the soak test)."""
+    _app()
+    from .results_view import ResultsView
+    from .state import AppState
+
+    system, results = _synthetic_results(kind, n_samples, length)
+    state = AppState()
+    state.system = system
+    view = ResultsView(state)
+    view.resize(*size)
+    view.show()
+    state.set_results(results)
+    return view
+
+
+def bench_animation(frames: int = 600, kind: str = "lorenz96", n_samples: int = 16, length: int = 64,
+                    warmup: int = 20) -> float:
+    """Frames per second of the results animation (wall clock), each frame painted."""
+    return bench_animation_detailed(frames, kind, n_samples, length, warmup)["fps"]
+
+
+def bench_animation_detailed(frames: int = 600, kind: str = "lorenz96", n_samples: int = 16, length: int = 64,
+                             warmup: int = 20) -> dict:
+    """``fps`` (wall clock) and ``fps_cpu`` (frames per second of this process's CPU time).
+
+    On a shared machine the wall-clock rate drops with other load; the CPU-time rate
+    is what the same code reaches with a core to itself.
+    """
+    app = _app()
+    view = make_results_view(kind, n_samples, length)
+    widget = view.plot_widget()
+    try:
+        for _ in range(warmup):
+            view.controller.advance()
+            widget.repaint()
+        app.processEvents()
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(frames):
+            view.controller.advance()
+            widget.repaint()
+            app.processEvents()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return {"fps": frames / wall, "fps_cpu": frames / max(cpu, 1e-9), "frames": frames, "view": kind}
+    finally:
+        view.close()
+        view.deleteLater()
+        app.processEvents()
+
+
+def bench_event_loop_gap(n_samples: int = 8, steps: int = 32, corrections: int = 1, model_path: Optional[str] = None,
+                         interval_ms: int = 5, timeout_s: float = 600.0) -> float:
+    """Worst gap (ms) between ticks of a ``interval_ms`` UI timer while an assimilation runs.
+
+    Runs the default scenario in a full main window with live previews on. Uses the
+    shipped Lorenz-96 model when there is one (or ``model_path``), else an untrained
+    network of the default architecture: the timing does not depend on the weights.
+    """
+    return bench_event_loop_gap_detailed(n_samples, steps, corrections, model_path, interval_ms, timeout_s)["worst_gap_ms"]
+
+
+def bench_event_loop_gap_detailed(n_samples: int = 8, steps: int = 32, corrections: int = 1,
+                                  model_path: Optional[str] = None, interval_ms: int = 5,
+                                  timeout_s: float = 600.0) -> dict:
+    app = _app()
+    from PySide6.QtCore import QTimer
+
+    from sda_gui.core.diffusion.checkpoint import build_model, default_model_path, save_checkpoint
+    from sda_gui.core.diffusion.training import default_arch
+
+    from .main_window import MainWindow
+
+    tmp = tempfile.mkdtemp(prefix="sda-bench-")
+    window = MainWindow(settings_path=os.path.join(tmp, "settings.ini"))
+    window.show()
+    try:
+        path = model_path
+        if path is None:
+            shipped = default_model_path("lorenz96")
+            if shipped.exists():
+                path = str(shipped)
+            else:
+                system = window.state.system
+                path = os.path.join(tmp, "untrained.pt")
+                save_checkpoint(build_model(system, 2, default_arch(system)), path)
+        if not window.assimilation_panel.add_model_path(path):
+            raise RuntimeError(window.last_error or "cannot load the model")
+        panel = window.assimilation_panel
+        panel.samples_spin.setValue(n_samples)
+        panel.steps_spin.setValue(steps)
+        panel.corrections_spin.setValue(corrections)
+        panel.set_device("cpu")
+        for _ in range(5):
+            app.processEvents()
+        ticks: list[float] = []
+        timer = QTimer()
+        timer.setInterval(interval_ms)
+        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        timer.start()
+        t0 = time.perf_counter()
+        if not panel.assimilate():
+            raise RuntimeError(window.last_error or "the assimilation did not start")
+        window.wait_for(lambda: not panel.runner.running, timeout_s)
+        seconds = time.perf_counter() - t0
+        timer.stop()
+        gaps = np.diff(np.asarray(ticks)) * 1000.0 if len(ticks) > 1 else np.array([np.nan])
+        return {"worst_gap_ms": float(np.max(gaps)), "p99_gap_ms": float(np.percentile(gaps, 99)),
+                "ticks": len(ticks), "seconds": seconds, "samples": n_samples, "steps": steps,
+                "corrections": corrections, "model": path}
+    finally:
+        window.shutdown()
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+
+
+def run_gui_benchmarks(quick: bool = False) -> dict:
+    """Everything ``python -m sda_gui bench gui`` reports."""
+    frames = 200 if quick else 600
+    out = {}
+    for name, kind, kw in (("lorenz96", "lorenz96", {}), ("lorenz63", "lorenz63", {}),
+                           ("field64", "field", {"n_samples": 8, "length": 32})):
+        r = bench_animation_detailed(frames, kind, **kw)
+        out[f"animation_fps_{name}"] = r["fps"]
+        out[f"animation_fps_cpu_{name}"] = r["fps_cpu"]
+    out.update({f"event_loop_{k}": v for k, v in
+                bench_event_loop_gap_detailed(steps=8 if quick else 32).items()})
+    return out
+
+
+if __name__ == "__main__":
+    for key, value in run_gui_benchmarks().items():
+        print(f"{key}: {value}")

@@ -1,0 +1,298 @@
+"""Results viewer: animated posterior samples with playback controls and a metrics box.
+
+Shows the last finished results, or, while the sampler runs, the current denoised
+estimate (marked as a preview). The plots themselves live in ``result_plots``; this
+module picks the right kind for the system, drives them from an
+``AnimationController`` and computes the metrics once per result.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QStackedWidget,
+                               QStyle, QToolButton, QVBoxLayout, QWidget)
+
+from .animation import AnimationController
+from .result_plots import MODES, FieldPlots, LowDimPlots, RingPlots
+from .state import AppState, Results
+
+__all__ = ["ResultsView", "plots_for_system", "compute_metrics"]
+
+
+def plots_for_system(system):
+    shape = tuple(system.state_shape)
+    if len(shape) >= 2:
+        return FieldPlots(system)
+    if shape[0] <= 4:
+        return LowDimPlots(system)
+    return RingPlots(system)
+
+
+def compute_metrics(results: Results) -> dict:
+    """RMSE of the mean, spread, and the residual std against the observation σ."""
+    from sda_gui.core import metrics
+
+    samples = np.asarray(results.samples)
+    with np.errstate(invalid="ignore"):
+        bad = int((~np.isfinite(samples) | (np.abs(np.nan_to_num(samples)) > 1e6)).sum())
+    out = {"samples": int(samples.shape[0]), "bad_values": bad}
+    # a diverged sample overflows; the metrics line says so (errstate is per thread: this runs on the worker)
+    with np.errstate(all="ignore"):
+        out["spread"] = metrics.spread(samples)
+        if results.truth is not None:
+            out["rmse"] = metrics.rmse(samples, results.truth)
+        obs = results.observation
+        if obs is not None and obs.count:
+            out["residual_std"] = metrics.residual_std(samples, obs)
+            out["obs_std"] = float(np.mean(obs.observed_std()))
+            out["n_obs"] = obs.count
+    return out
+
+
+def metrics_html(m: dict, settings: dict, preview: bool) -> str:
+    """One compact line: the numbers a user compares between runs."""
+    parts = []
+    if m.get("bad_values"):
+        parts.append(f"<span style='color:#b00020'><b>{m['bad_values']} non-finite or huge values</b> "
+                     "(undertrained model or unstable sampler)</span>")
+    if "rmse" in m:
+        parts.append(f"RMSE of mean vs truth <b>{m['rmse']:.3f}</b>")
+    parts.append(f"spread <b>{m['spread']:.3f}</b>")
+    if "residual_std" in m:
+        parts.append(f"residual std of A(x) − y <b>{m['residual_std']:.3f}</b> (σ_y = {m['obs_std']:.3g}, "
+                     f"{m['n_obs']} obs)")
+    parts.append(f"{m['samples']} samples")
+    if settings.get("guidance"):
+        parts.append(f"{settings['guidance'].upper()}, {settings.get('steps')} steps, C = {settings.get('corrections')}")
+    if settings.get("seconds") is not None and not preview:
+        parts.append(f"{settings['seconds']:.1f} s")
+    head = "<b>Preview</b> · " if preview else ""
+    return head + " · ".join(parts)
+
+
+class ResultsView(QWidget):
+    """Playback controls + the plots for the current system + metrics."""
+
+    frameShown = Signal(int)
+
+    def __init__(self, state: AppState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.controller = AnimationController(self, fps=10.0, loop=True)
+        self.plots = None
+        self._plots_key = None
+        self.metrics: dict = {}
+        self.shown: Optional[Results] = None
+
+        sp = QStyle.StandardPixmap
+        self._play_icon = self.style().standardIcon(sp.SP_MediaPlay)
+        self._pause_icon = self.style().standardIcon(sp.SP_MediaPause)
+        self.first_button = _tool(self.style().standardIcon(sp.SP_MediaSkipBackward), "First time step")
+        self.back_button = _tool(self.style().standardIcon(sp.SP_MediaSeekBackward), "Step back one time step")
+        self.play_button = _tool(self._play_icon, "Play / pause (Space)")
+        self.forward_button = _tool(self.style().standardIcon(sp.SP_MediaSeekForward), "Step forward one time step")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Time step shown")
+        self.time_label = QLabel("—")
+        self.time_label.setMinimumWidth(150)
+        self.speed_spin = QSpinBox()
+        self.speed_spin.setRange(1, 240)
+        self.speed_spin.setValue(10)
+        self.speed_spin.setSuffix(" fps")
+        self.speed_spin.setToolTip("Playback speed in time steps per second")
+        self.loop_check = QCheckBox("loop")
+        self.loop_check.setChecked(True)
+        self.mode_combo = QComboBox()
+        for key, label in MODES.items():
+            self.mode_combo.addItem(label, key)
+        self.mode_combo.setToolTip("Show all samples, one sample, or the mean with a ±1 std band")
+        self.sample_spin = QSpinBox()
+        self.sample_spin.setRange(1, 1)
+        self.sample_spin.setPrefix("#")
+        self.sample_spin.setToolTip("Which sample the 'one sample' view and the sample panel show")
+        self.banner = QLabel()
+        self.banner.setStyleSheet("background: #fff3cd; color: #664d03; padding: 3px;")
+        self.banner.setVisible(False)
+        self.metrics_label = QLabel()
+        self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
+        self.metrics_label.setStyleSheet("padding: 2px;")
+        # fixed heights: a label that changes size with its text would relayout every plot
+        # below it on each preview
+        line = self.fontMetrics().height() + 8
+        self.metrics_label.setFixedHeight(line)
+        self.banner.setFixedHeight(line)
+        self.empty = QLabel("No results yet.\n\nPaint an observation pattern, then press Assimilate.")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+
+        bar = QHBoxLayout()
+        for w in (self.first_button, self.back_button, self.play_button, self.forward_button):
+            bar.addWidget(w)
+        bar.addWidget(self.slider, 1)
+        bar.addWidget(self.time_label)
+        bar.addWidget(self.speed_spin)
+        bar.addWidget(self.loop_check)
+        bar.addWidget(QLabel("show"))
+        bar.addWidget(self.mode_combo)
+        bar.addWidget(self.sample_spin)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.metrics_label)
+        layout.addWidget(self.stack, 1)
+        layout.addLayout(bar)
+
+        self.first_button.clicked.connect(lambda: self.controller.set_frame(0))
+        self.back_button.clicked.connect(lambda: self.controller.step(-1))
+        self.forward_button.clicked.connect(lambda: self.controller.step(1))
+        self.play_button.clicked.connect(self.controller.toggle)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.speed_spin.valueChanged.connect(self.controller.set_speed)
+        self.loop_check.toggled.connect(self.controller.set_loop)
+        self.mode_combo.currentIndexChanged.connect(lambda _: self._mode_changed())
+        self.sample_spin.valueChanged.connect(lambda _: self._mode_changed())
+        self.controller.frameChanged.connect(self.show_frame)
+        self.controller.playingChanged.connect(
+            lambda p: self.play_button.setIcon(self._pause_icon if p else self._play_icon))
+        state.resultsChanged.connect(self.refresh)
+        state.previewChanged.connect(self.refresh)
+        state.systemChanged.connect(self._system_changed)
+        self._update_controls()
+        self._ensure_plots(state.system)
+
+    # public API -------------------------------------------------------------------------
+    def play(self):
+        self.controller.play()
+
+    def pause(self):
+        self.controller.pause()
+
+    def step(self, delta: int = 1):
+        self.controller.step(delta)
+
+    def set_frame(self, t: int):
+        self.controller.set_frame(t)
+
+    def set_speed(self, fps: float):
+        self.speed_spin.setValue(int(fps))
+
+    def set_loop(self, loop: bool):
+        self.loop_check.setChecked(loop)
+
+    def set_mode(self, mode: str, sample: Optional[int] = None):
+        if sample is not None:
+            self.sample_spin.setValue(int(sample) + 1)
+        i = self.mode_combo.findData(mode)
+        if i < 0:
+            raise ValueError(f"unknown display mode '{mode}' (known: {', '.join(MODES)})")
+        self.mode_combo.setCurrentIndex(i)
+
+    @property
+    def frame(self) -> int:
+        return self.controller.frame
+
+    def plot_widget(self):
+        """The widget holding the plots (for PNG/GIF export), or the placeholder."""
+        return self.plots.widget if self.plots is not None else self.empty
+
+    # updates ----------------------------------------------------------------------------
+    def _system_changed(self):
+        # results of another system stay in the state but cannot be drawn with the new one's plots
+        if self.state.results is not None and tuple(self.state.results.samples.shape[2:]) != tuple(self.state.state_shape):
+            self.state.set_results(None)
+        # build the plots now rather than on the first preview, in the middle of a run
+        self._ensure_plots(self.state.system)
+        self.refresh()
+
+    def _ensure_plots(self, system):
+        key = (system.name, tuple(system.state_shape), system.dt)
+        if key == self._plots_key:
+            return
+        if self.plots is not None:
+            self.stack.removeWidget(self.plots.widget)
+            self.plots.widget.deleteLater()
+        self.plots = plots_for_system(system)
+        self._plots_key = key
+        self.stack.addWidget(self.plots.widget)
+
+    def refresh(self):
+        """Shows the preview while a run is going on, else the last results."""
+        res = self.state.preview or self.state.results
+        if res is not None and tuple(res.samples.shape[2:]) != tuple(self.state.state_shape):
+            res = None
+        self.shown = res
+        if res is None:
+            self.stack.setCurrentWidget(self.empty)
+            self.banner.setVisible(False)
+            self.metrics_label.setText("")
+            self.controller.set_frame_count(0)
+            self._update_controls()
+            return
+        self._ensure_plots(self.state.system)
+        self.stack.setCurrentWidget(self.plots.widget)
+        self.sample_spin.setRange(1, res.samples.shape[0])
+        self.plots.mode = self.mode_combo.currentData()
+        self.plots.sample = self.sample_spin.value() - 1
+        self.controller.set_frame_count(res.length)
+        self.plots.frame = min(self.controller.frame, res.length - 1)
+        self.plots.set_results(res)
+        if res.preview:
+            # metrics wait for the final samples: the UI thread stays free while the sampler runs
+            self.metrics_label.setText("<b>Preview</b> · metrics appear when the sampler finishes")
+        else:
+            try:
+                if res.metrics is None:  # e.g. a reopened session
+                    res.metrics = compute_metrics(res)
+                self.metrics = res.metrics
+                self.metrics_label.setText(metrics_html(self.metrics, res.settings, res.preview))
+            except Exception as exc:  # noqa: BLE001 - a metric failing must not hide the samples
+                self.metrics = {}
+                self.metrics_label.setText(f"metrics unavailable: {exc}")
+        if res.preview:
+            s = res.settings
+            self.banner.setText(f"Preview while sampling: denoised estimate at step {s.get('step')} / {s.get('total')}")
+        self.banner.setVisible(res.preview)
+        self._update_controls()
+        self.show_frame(self.plots.frame)
+
+    def _mode_changed(self):
+        if self.plots is not None and self.shown is not None:
+            self.plots.set_mode(self.mode_combo.currentData(), self.sample_spin.value() - 1)
+        self.sample_spin.setEnabled(True)
+
+    def _slider_moved(self, value: int):
+        if value != self.controller.frame:
+            self.controller.set_frame(value)
+
+    def show_frame(self, t: int):
+        if self.plots is None or self.shown is None:
+            return
+        t = min(int(t), self.shown.length - 1)
+        self.plots.show_frame(t)
+        if self.slider.value() != t:
+            self.slider.blockSignals(True)
+            self.slider.setValue(t)
+            self.slider.blockSignals(False)
+        dt = self.state.system.dt
+        self.time_label.setText(f"step {t} / {self.shown.length - 1}  (t = {t * dt:.2f})")
+        self.frameShown.emit(t)
+
+    def _update_controls(self):
+        n = self.controller.n_frames
+        self.slider.setRange(0, max(0, n - 1))
+        for w in (self.first_button, self.back_button, self.play_button, self.forward_button, self.slider):
+            w.setEnabled(n > 1)
+        if n == 0:
+            self.time_label.setText("—")
+
+
+def _tool(icon, tip: str) -> QToolButton:
+    b = QToolButton()
+    b.setIcon(icon)
+    b.setToolTip(tip)
+    b.setMinimumWidth(30)
+    return b

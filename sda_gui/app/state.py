@@ -1,0 +1,214 @@
+"""The application's data model: what the user is working on, with change signals.
+
+One ``AppState`` holds the system, its truth trajectory (simulated or loaded), the
+observation pattern being edited, the measured values, the score model and the last
+results. Views read it and call its methods; they never keep their own copies of the
+data, so a test that drives the window can check everything here.
+
+Results keep a snapshot of the truth and the observation they were computed from, so
+editing the pattern afterwards does not make the results view lie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from sda_gui.core.observation import Observation, ObservationError, synthesize
+from sda_gui.core.systems import DynamicalSystem, make_system
+
+from .mask_editor import MaskEditor
+
+__all__ = ["AppState", "Results", "system_for_shape"]
+
+
+@dataclass
+class Results:
+    """Posterior samples and what they were conditioned on."""
+
+    samples: np.ndarray                  # (N, L, *s) physical units
+    observation: Observation
+    truth: Optional[np.ndarray] = None   # (L, *s)
+    settings: dict = field(default_factory=dict)
+    preview: bool = False                # a denoised estimate while the sampler runs
+    metrics: Optional[dict] = None       # computed by the worker, so the UI thread never waits on them
+
+    @property
+    def length(self) -> int:
+        return int(self.samples.shape[1])
+
+
+def system_for_shape(state_shape: tuple, meta: Optional[dict] = None) -> DynamicalSystem:
+    """The system a file's trajectories belong to: from its metadata, else from the state shape."""
+    meta = meta or {}
+    cfg = meta.get("system")
+    if isinstance(cfg, dict) and cfg.get("name"):
+        return make_system(cfg["name"], **cfg.get("params", {}))
+    if isinstance(cfg, str) and cfg:
+        return make_system(cfg, **meta.get("params", {}))
+    shape = tuple(state_shape)
+    if shape == (3,):
+        return make_system("lorenz63")
+    if len(shape) == 1 and shape[0] >= 4:
+        return make_system("lorenz96", n=shape[0])
+    if len(shape) == 3 and shape[0] == 2:
+        try:
+            return make_system("kolmogorov", size=shape[-1], resolution=4 * shape[-1])
+        except ValueError:
+            pass
+    raise ValueError(f"cannot tell which system states of shape {shape} belong to "
+                     "(add a 'system' entry to the file's metadata)")
+
+
+class AppState(QObject):
+    systemChanged = Signal()
+    truthChanged = Signal()
+    patternChanged = Signal()
+    observationsChanged = Signal()
+    modelChanged = Signal()
+    resultsChanged = Signal()
+    previewChanged = Signal()
+    message = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.system: DynamicalSystem = make_system("lorenz96")
+        self.truth: Optional[np.ndarray] = None          # (L, *s)
+        self.dataset: Optional[np.ndarray] = None        # (M, T, *s): training data when loaded
+        self.dataset_source: str = ""
+        self.editor = MaskEditor((1, *self.system.state_shape), on_change=self.patternChanged.emit)
+        self.obs_std: float = 1.0
+        self.obs_seed: int = 0
+        #: measured value of every entry, NaN where unknown; the mask picks the observed ones
+        self.obs_values: Optional[np.ndarray] = None
+        self._values_std: Optional[float] = None
+        self.model = None
+        self.model_path: Optional[str] = None
+        self.results: Optional[Results] = None
+        self.preview: Optional[Results] = None
+
+    # shapes -----------------------------------------------------------------------------
+    @property
+    def state_shape(self) -> tuple:
+        return tuple(self.system.state_shape)
+
+    @property
+    def length(self) -> int:
+        return int(self.editor.shape[0])
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.editor.mask
+
+    # system and truth -------------------------------------------------------------------
+    def set_system(self, system: DynamicalSystem):
+        self.system = system
+        self.systemChanged.emit()
+
+    def set_truth(self, truth: np.ndarray, system: Optional[DynamicalSystem] = None,
+                  dataset: Optional[np.ndarray] = None, source: str = ""):
+        """A new truth trajectory ``(L, *s)``; keeps the pattern when the grid is unchanged."""
+        truth = np.asarray(truth, dtype=np.float32)
+        if system is not None:
+            self.system = system
+        if tuple(truth.shape[1:]) != self.state_shape:
+            raise ValueError(f"truth of shape {truth.shape} does not fit {self.system.title} states {self.state_shape}")
+        same_grid = self.editor.shape == truth.shape
+        self.truth = truth
+        self.dataset = dataset
+        self.dataset_source = source
+        self.obs_values = None
+        self._values_std = None
+        if not same_grid:
+            self.editor.reset(np.zeros(truth.shape, dtype=bool))
+        if system is not None:
+            self.systemChanged.emit()
+        self.truthChanged.emit()
+        self.observationsChanged.emit()
+
+    # observations -----------------------------------------------------------------------
+    def set_obs_std(self, std: float):
+        std = float(std)
+        if std <= 0:
+            raise ValueError("the observation noise std must be > 0")
+        if std != self.obs_std:
+            self.obs_std = std
+            self.observationsChanged.emit()
+
+    @property
+    def values_stale(self) -> bool:
+        """True when some observed entry has no value, or values were drawn with another σ."""
+        if self.obs_values is None:
+            return self.editor.count > 0
+        if self._values_std is not None and self._values_std != self.obs_std:
+            return True
+        return bool(np.isnan(self.obs_values[self.mask]).any())
+
+    def generate_observations(self, seed: Optional[int] = None, std: Optional[float] = None):
+        """Draws ``y = truth + σ·noise`` (seeded) for every entry; the mask picks the observed ones.
+
+        Drawing every entry (not only the observed ones) keeps a cell's value the same
+        when the pattern is edited afterwards.
+        """
+        if self.truth is None:
+            raise ObservationError("there is no truth trajectory to observe: simulate or load one first")
+        if seed is not None:
+            self.obs_seed = int(seed)
+        if std is not None:
+            self.set_obs_std(std)
+        full = np.ones(self.truth.shape, dtype=bool)
+        obs = synthesize(self.truth, full, self.obs_std, seed=self.obs_seed)
+        self.obs_values = obs.values.astype(np.float32)
+        self._values_std = self.obs_std
+        self.observationsChanged.emit()
+
+    def observation(self, regenerate: bool = True) -> Observation:
+        """The observation to assimilate: the current pattern, values and σ (validated)."""
+        if self.values_stale and regenerate and self.truth is not None:
+            self.generate_observations()
+            self.message.emit(f"observations drawn from the truth (seed {self.obs_seed}, σ = {self.obs_std:g})")
+        if self.obs_values is None:
+            raise ObservationError("no observed values: generate them from the truth or load an observation file")
+        values = np.where(self.mask, np.nan_to_num(self.obs_values), 0.0)
+        obs = Observation(mask=self.mask.copy(), values=values, std=self.obs_std)
+        return obs.validate(self.state_shape, self.length)
+
+    def set_observation(self, obs: Observation):
+        """Adopts a loaded observation: its pattern, values and σ."""
+        if obs.operator:
+            raise ObservationError(
+                f"this file observes through the operator '{obs.operator}'; the editor handles direct "
+                "observations only (use `python -m sda_gui assimilate` for operators)")
+        obs.validate(self.state_shape, allow_empty=True)
+        if obs.mask.shape != self.editor.shape:
+            raise ObservationError(f"observation covers {obs.mask.shape[0]} states of shape {obs.mask.shape[1:]}, "
+                                   f"the current trajectory has {self.length} states of shape {self.state_shape}")
+        std = np.asarray(obs.std)
+        if std.ndim:
+            observed = std[obs.mask]
+            if observed.size and not np.allclose(observed, observed[0]):
+                self.message.emit("per-entry std in the file: the editor uses their mean")
+            std = float(observed.mean()) if observed.size else 1.0
+        self.obs_std = float(std)
+        self.obs_values = np.where(obs.mask, obs.values, np.nan).astype(np.float32)
+        self._values_std = self.obs_std
+        self.editor.set_mask(obs.mask)
+        self.observationsChanged.emit()
+
+    # model and results ------------------------------------------------------------------
+    def set_model(self, model, path: Optional[str] = None):
+        self.model = model
+        self.model_path = None if path is None else str(path)
+        self.modelChanged.emit()
+
+    def set_results(self, results: Optional[Results]):
+        self.results = results
+        self.preview = None
+        self.resultsChanged.emit()
+
+    def set_preview(self, preview: Optional[Results]):
+        self.preview = preview
+        self.previewChanged.emit()

@@ -1,0 +1,112 @@
+"""Benchmarks behind ``python -m sda_gui bench …``: they print numbers, nothing is asserted.
+
+- ``assimilate``: wall time of posterior sampling for each ``C`` (after a warm-up run),
+  with ms per step and, on CUDA, peak memory.
+- ``train``: steps per second of training a fresh model on simulated data.
+- ``solver``: simulated time units per second of the Kolmogorov solver.
+- ``gui``: animation frames per second and the worst event-loop stall while sampling.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from sda_gui.core.assimilation import assimilate, resolve_device
+from sda_gui.core.observation import every_nth_state_mask, synthesize
+from sda_gui.core.systems import make_system
+
+__all__ = ["run", "bench_assimilate"]
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _observation(system, length, seed=0):
+    truth = system.simulate(1, length, seed=seed)[0].numpy()
+    if system.name == "lorenz63":
+        mask = every_nth_state_mask(length, system.state_shape, 8, [0])
+        return synthesize(truth, mask, 0.4, seed=seed)
+    if system.name == "kolmogorov":
+        mask = np.zeros((length, 2, system.state_shape[1] // 8, system.state_shape[2] // 8), dtype=bool)
+        mask[::4] = True
+        return synthesize(truth, mask, 0.1, seed=seed, operator="coarsen:8")
+    rng = np.random.default_rng(seed)
+    return synthesize(truth, rng.random((length, *system.state_shape)) < 0.2, 1.0, seed=seed)
+
+
+def bench_assimilate(model, system, samples, length, steps, corrections, guidance="sda", device="cpu", repeats=1):
+    device = resolve_device(device)
+    obs = _observation(system, length)
+    assimilate(model, obs, min(samples, 8), steps=2, corrections=1, guidance=guidance, device=device)  # warm-up
+    rows = []
+    for c in corrections:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for r in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            assimilate(model, obs, samples, steps=steps, corrections=c, guidance=guidance, device=device, seed=r,
+                       preview_every=10 ** 9)
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+        best = min(times)
+        row = {"C": c, "seconds": best, "ms_per_step": 1000 * best / steps}
+        if device.type == "cuda":
+            row["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+        rows.append(row)
+    return rows
+
+
+def run(args) -> int:
+    from sda_gui.cli import load_model_for
+
+    device = resolve_device(args.device)
+    print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}; "
+          f"torch {torch.__version__}; threads {torch.get_num_threads()}")
+    if args.what == "assimilate":
+        model = load_model_for(args.system, args.model, device)
+        system = make_system(args.system, **model.system.get("params", {}))
+        corrections = [int(c) for c in str(args.corrections).split(",")]
+        rows = bench_assimilate(model, system, args.samples, args.length, args.steps, corrections, args.guidance,
+                                device, args.repeats)
+        print(f"{args.system}: {args.samples} samples x {args.length} states, {args.steps} steps, "
+              f"guidance {args.guidance}, k={model.k}, "
+              f"{sum(p.numel() for p in model.net.parameters()) / 1e6:.2f} M params")
+        for r in rows:
+            mem = f", peak {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r else ""
+            print(f"  C={r['C']}: {r['seconds']:.2f} s ({r['ms_per_step']:.1f} ms/step{mem})")
+    elif args.what == "train":
+        from sda_gui.core.diffusion.training import TrainConfig, train_model
+
+        system = make_system(args.system)
+        data = system.simulate(64, 256, seed=0, device=device)
+        config = TrainConfig(steps=args.steps, device=str(device), val_every=10 ** 9)
+        t0 = time.perf_counter()
+        train_model(system, data, config)
+        _sync(device)
+        seconds = time.perf_counter() - t0
+        print(f"{args.system}: {args.steps} training steps (batch {config.batch_size}) in {seconds:.2f} s "
+              f"= {args.steps / seconds:.0f} steps/s")
+    elif args.what == "solver":
+        system = make_system("kolmogorov", resolution=args.resolution, burn_in=0)
+        system.simulate(args.batch, 2, seed=0, device=device)
+        _sync(device)
+        t0 = time.perf_counter()
+        n_states = 10
+        system.simulate(args.batch, n_states, seed=1, device=device)
+        _sync(device)
+        seconds = time.perf_counter() - t0
+        units = (n_states - 1) * system.dt * args.batch
+        print(f"kolmogorov {args.resolution}^2, batch {args.batch}: {units / seconds:.2f} simulated time units/s "
+              f"({(n_states - 1) * system.dt / seconds:.2f} per trajectory)")
+    elif args.what == "gui":
+        from sda_gui.app.bench import run_gui_bench
+
+        run_gui_bench(args)
+    return 0

@@ -1,0 +1,56 @@
+"""The observation as the guidance methods see it: in the network's normalised units.
+
+With ``x_n`` normalised states and ``x = x_n · scale + mean`` physical ones,
+``A_n(x_n) = A(x)`` is the observation operator seen from the network; ``y`` and
+``var_y = std²`` stay physical. ``gain = diag(J Jᵀ)`` with ``J = ∂A_n/∂x_n``
+maps an isotropic variance in normalised units to observation space (used by
+SDA's ``Σ_y + (σ²/μ²) Γ`` term).
+
+A guidance turns the prior noise estimate into a posterior one:
+``ε_post = ε − σ ∇_{x(t)} log p(y | x(t))``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..local_score import LocalScoreModel
+from ...observation import Observation
+
+__all__ = ["ObservationModel", "Guidance"]
+
+
+class ObservationModel:
+    def __init__(self, observation: Observation, model: LocalScoreModel, device="cpu"):
+        self.observation = observation
+        self.state_ndim = len(model.state_shape)
+        self.mean = model.mean.to(device)
+        self.scale = model.scale.to(device)
+        self.y = torch.as_tensor(observation.observed_values(), dtype=torch.float32, device=device)
+        self.var_y = torch.as_tensor(observation.observed_std(), dtype=torch.float32, device=device) ** 2
+        scale2 = (self.scale ** 2).expand(observation.length, *model.state_shape)
+        self.gain = observation.apply(scale2, self.state_ndim).to(self.y.dtype)
+
+    def __call__(self, x_n: torch.Tensor) -> torch.Tensor:
+        """``A_n(x_n)`` for ``(N, L, *s)`` → ``(N, m)``."""
+        return self.observation.apply(x_n * self.scale + self.mean, self.state_ndim)
+
+
+class Guidance:
+    """Base of the guidance methods: ``__call__(model, x, t) → guided ε``."""
+
+    name = ""
+
+    def __init__(self, obs: ObservationModel):
+        self.obs = obs
+
+    def __call__(self, model: LocalScoreModel, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def _denoise_with_graph(model, x, t):
+        """``(x_leaf, x̂, ε)`` with the graph from ``x_leaf`` kept for autograd."""
+        x = x.detach().requires_grad_(True)
+        mu, sigma = model.schedule(t)
+        eps = model(x, t)
+        return x, (x - sigma * eps) / mu, eps

@@ -1,0 +1,106 @@
+"""Noise-prediction networks ``ε_φ(x_W(t), t)`` over a window of ``W = 2k+1`` states.
+
+Every network takes ``x`` of shape ``(B, W, *state_shape)`` (normalised units) and
+``t`` of shape ``(B,)`` and returns a tensor shaped like ``x``. ``build_network``
+rebuilds one from the ``arch`` dict stored in a checkpoint.
+
+- ``ResMLP``: residual MLP on the flattened window (small states, e.g. Lorenz-63).
+- ``RingConv``: 1-D convolutions with circular padding along a ring of variables
+  (Lorenz-96); the window's states are the channels, so any ring size works.
+- ``UNet2d`` (``unet.py``): 2-D fields (Kolmogorov flow).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .embedding import TimeEmbedding
+
+__all__ = ["ResMLP", "RingConv", "build_network", "NETWORKS"]
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, width: int, emb: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.modulation = nn.Linear(emb, 2 * width)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, h, e):
+        a, b = self.modulation(e).chunk(2, dim=-1)
+        return h + self.mlp(self.norm(h) * (1 + a) + b)
+
+
+class ResMLP(nn.Module):
+    def __init__(self, window: int, state_shape: tuple, width: int = 256, depth: int = 5, emb: int = 32):
+        super().__init__()
+        self.features = window * math.prod(state_shape)
+        self.embedding = TimeEmbedding(emb)
+        self.inp = nn.Linear(self.features, width)
+        self.blocks = nn.ModuleList(_ResBlock(width, emb) for _ in range(depth))
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, self.features))
+
+    def forward(self, x, t):
+        e = self.embedding(t)
+        h = self.inp(x.flatten(1))
+        for block in self.blocks:
+            h = block(h, e)
+        return self.out(h).view_as(x)
+
+
+class _ConvBlock(nn.Module):
+    def __init__(self, width: int, emb: int, kernel: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(1, width)
+        self.modulation = nn.Linear(emb, 2 * width)
+        pad = kernel // 2
+        self.conv1 = nn.Conv1d(width, width, kernel, padding=pad, padding_mode="circular")
+        self.conv2 = nn.Conv1d(width, width, kernel, padding=pad, padding_mode="circular")
+        self.act = nn.SiLU()
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, h, e):
+        a, b = self.modulation(e)[..., None].chunk(2, dim=1)
+        return h + self.conv2(self.act(self.conv1(self.norm(h) * (1 + a) + b)))
+
+
+class RingConv(nn.Module):
+    def __init__(self, window: int, state_shape: tuple, width: int = 64, depth: int = 4,
+                 kernel: int = 5, emb: int = 32):
+        super().__init__()
+        if len(state_shape) != 1:
+            raise ValueError("RingConv expects one ring of variables, state_shape (N,)")
+        self.embedding = TimeEmbedding(emb)
+        self.inp = nn.Conv1d(window, width, kernel, padding=kernel // 2, padding_mode="circular")
+        self.blocks = nn.ModuleList(_ConvBlock(width, emb, kernel) for _ in range(depth))
+        self.out = nn.Sequential(nn.GroupNorm(1, width), nn.Conv1d(width, window, 1))
+
+    def forward(self, x, t):
+        e = self.embedding(t)
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, e)
+        return self.out(h)
+
+
+NETWORKS: dict[str, type] = {"resmlp": ResMLP, "ringconv": RingConv}
+
+
+def build_network(arch: dict, window: int, state_shape: tuple) -> nn.Module:
+    """``arch = {"name": "resmlp", "width": 256, ...}`` → a fresh network."""
+    if arch.get("name") == "unet" and "unet" not in NETWORKS:
+        from .unet import UNet2d
+
+        NETWORKS["unet"] = UNet2d
+    kwargs = {k: v for k, v in arch.items() if k != "name"}
+    try:
+        cls = NETWORKS[arch["name"]]
+    except KeyError:
+        raise ValueError(f"unknown network architecture {arch.get('name')!r}") from None
+    return cls(window=window, state_shape=tuple(state_shape), **kwargs)

@@ -1,0 +1,184 @@
+"""Denoising score matching on random windows of trajectories.
+
+    t ~ U(0, 1),   x(t) = μ(t) x_W + σ(t) ε,   loss = ‖ε_φ(x(t), t) − ε‖²
+
+``x_W`` are windows of ``2k+1`` consecutive states cut at random from the
+(normalised) training trajectories. AdamW with a linear learning-rate decay to
+zero; a validation loss on held-out trajectories with fixed windows, times and
+noise, so it is comparable from one report to the next. Training can be
+resumed from a checkpoint that carries ``train_state``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint
+
+__all__ = ["TrainConfig", "train_model", "default_arch", "window_batches"]
+
+# progress(step, total, train_loss, val_loss or None)
+TrainProgress = Callable[[int, int, float, Optional[float]], None]
+
+
+def default_arch(system) -> dict:
+    """The network family that suits a system's state shape."""
+    ndim = len(system.state_shape)
+    if ndim == 3:
+        return {"name": "unet", "channels": [32, 64, 128], "blocks": 2}
+    if ndim == 1 and system.state_shape[0] > 8:
+        return {"name": "ringconv", "width": 64, "depth": 4, "kernel": 5}
+    return {"name": "resmlp", "width": 256, "depth": 5}
+
+
+@dataclass
+class TrainConfig:
+    k: int = 2
+    arch: dict = field(default_factory=dict)
+    steps: int = 10000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    val_fraction: float = 0.1
+    val_every: int = 500
+    device: str = "cpu"
+    seed: int = 0
+    data_seed: Optional[int] = None
+    amp: bool = False          # bf16 autocast (CUDA)
+    compile: bool = False      # torch.compile the network
+    save_every: int = 0        # resumable checkpoint every n steps (0: never)
+
+
+def window_batches(data: torch.Tensor, k: int, batch: int, gen: torch.Generator) -> torch.Tensor:
+    """One batch of random windows ``(batch, 2k+1, *s)`` from trajectories ``(M, T, *s)``."""
+    m, length = data.shape[:2]
+    w = 2 * k + 1
+    traj = torch.randint(0, m, (batch,), generator=gen, device=data.device)
+    start = torch.randint(0, length - w + 1, (batch,), generator=gen, device=data.device)
+    idx = start[:, None] + torch.arange(w, device=data.device)
+    return data[traj[:, None], idx]
+
+
+def _dsm_loss(net, schedule, x, gen, amp):
+    t = torch.rand(x.shape[0], generator=gen, device=x.device)
+    eps = torch.randn(x.shape, generator=gen, device=x.device)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    mu, sigma = schedule(t.view(shape))
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        pred = net(mu * x + sigma * eps, t)
+    return (pred.float() - eps).square().mean()
+
+
+def train_model(system, trajectories, config: TrainConfig, progress: Optional[TrainProgress] = None,
+                should_stop: Optional[Callable[[], bool]] = None, checkpoint_path=None, resume_from=None):
+    """Trains a local score model on physical trajectories ``(M, T, *state_shape)``.
+
+    Returns ``(model, history)``; ``history`` holds ``step``, ``train``, ``val`` lists
+    and the wall time. ``should_stop`` returning True ends training early (the model
+    trained so far is returned and ``history["stopped"]`` is True).
+    """
+    device = torch.device(config.device)
+    data = torch.as_tensor(np.asarray(trajectories) if not torch.is_tensor(trajectories) else trajectories,
+                           dtype=torch.float32)
+    if data.ndim != 2 + len(system.state_shape) or tuple(data.shape[2:]) != tuple(system.state_shape):
+        raise ValueError(f"trajectories must have shape (M, T, {', '.join(map(str, system.state_shape))}), "
+                         f"got {tuple(data.shape)}")
+    if not torch.isfinite(data).all():
+        raise ValueError("trajectories contain NaN or infinity")
+    w = 2 * config.k + 1
+    if data.shape[1] < w:
+        raise ValueError(f"trajectories of {data.shape[1]} states are shorter than a window of {w}")
+    arch = config.arch or default_arch(system)
+    config.arch = arch
+    model = build_model(system, config.k, arch).to(device)
+    data = model.normalize(data.to(device))
+
+    n_val = int(round(config.val_fraction * data.shape[0])) if data.shape[0] > 1 else 0
+    train_data, val_data = data[: data.shape[0] - n_val], data[data.shape[0] - n_val:]
+
+    torch.manual_seed(config.seed)
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    net = model.net
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / config.steps))
+    history = {"step": [], "train": [], "val": [], "stopped": False}
+    start_step = 0
+    if resume_from is not None:
+        saved = read_checkpoint(resume_from)
+        if "train_state" not in saved:
+            raise CheckpointError("this checkpoint cannot resume training (no optimiser state)")
+        net.load_state_dict(saved["weights"])
+        opt.load_state_dict(saved["train_state"]["optimizer"])
+        sched.load_state_dict(saved["train_state"]["scheduler"])
+        start_step = int(saved["train_state"]["step"])
+        history = saved["train_state"]["history"]
+        gen.manual_seed(config.seed + start_step)
+
+    fwd = torch.compile(net) if config.compile else net
+    val_batch = None
+    if n_val:
+        vgen = torch.Generator(device=device).manual_seed(12345)
+        val_batch = [window_batches(val_data, config.k, 1024, vgen) for _ in range(4)]
+
+    def validate():
+        if val_batch is None:
+            return None
+        vgen = torch.Generator(device=device).manual_seed(54321)
+        net.eval()
+        with torch.no_grad():
+            loss = sum(_dsm_loss(fwd, model.schedule, b, vgen, config.amp).item() for b in val_batch) / len(val_batch)
+        net.train()
+        return loss
+
+    def settings():
+        info = asdict(config)
+        info.update(trajectories=list(data.shape), n_val=n_val, final_train_loss=history["train"][-1:] or None,
+                    final_val_loss=history["val"][-1:] or None, steps_done=step)
+        return info
+
+    def save(final: bool):
+        if checkpoint_path is None:
+            return
+        state = None if final else {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                    "step": step, "history": history}
+        save_checkpoint(model, checkpoint_path, settings(), train_state=state)
+
+    t0 = time.perf_counter()
+    running = None
+    net.train()
+    step = start_step
+    report_every = max(1, min(100, config.steps // 100))
+    for step in range(start_step + 1, config.steps + 1):
+        if should_stop is not None and should_stop():
+            history["stopped"] = True
+            step -= 1
+            break
+        loss = _dsm_loss(fwd, model.schedule, window_batches(train_data, config.k, config.batch_size, gen), gen, config.amp)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % report_every == 0 or step == config.steps:
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training diverged at step {step} (loss {value}); lower the learning rate")
+            running = value if running is None else 0.9 * running + 0.1 * value
+            val = validate() if (step % config.val_every == 0 or step == config.steps) else None
+            history["step"].append(step)
+            history["train"].append(running)
+            history["val"].append(val)
+            if progress is not None:
+                progress(step, config.steps, running, val)
+        if config.save_every and step % config.save_every == 0 and step < config.steps:
+            save(final=False)
+    history["seconds"] = history.get("seconds", 0.0) + time.perf_counter() - t0
+    model.eval()
+    model.training_info = settings()
+    save(final=not history["stopped"])
+    return model, history

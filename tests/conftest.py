@@ -1,0 +1,61 @@
+"""Fixtures for the desktop-app tests (``tests/test_app_*.py``).
+
+Qt is imported lazily inside the fixtures so that collecting the science tests never
+loads it. Every app test runs offscreen with a temporary settings file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture
+def settings_path(tmp_path, monkeypatch):
+    """A fresh INI file for QSettings, so tests never read or write the user's settings."""
+    path = tmp_path / "sda-studio.ini"
+    monkeypatch.setenv("SDA_STUDIO_SETTINGS", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    """A very small Lorenz-96 score model trained for a few steps.
+
+    Its samples are poor, but every code path of the app (worker, progress, preview,
+    results, metrics) runs in a second or two on a CPU.
+    """
+    from sda_gui.core.diffusion.checkpoint import save_checkpoint
+    from sda_gui.core.diffusion.training import TrainConfig, train_model
+    from sda_gui.core.systems import make_system
+
+    system = make_system("lorenz96")
+    data = system.simulate(8, 32, seed=123)
+    config = TrainConfig(k=1, arch={"name": "ringconv", "width": 8, "depth": 1, "kernel": 3}, steps=5,
+                         batch_size=16, val_every=5)
+    model, _ = train_model(system, data, config)
+    path = tmp_path_factory.mktemp("models") / "lorenz96-tiny.pt"
+    save_checkpoint(model, path, training=model.training_info)
+    return str(path)
+
+
+@pytest.fixture
+def window(qtbot, settings_path, tiny_model_path):
+    """The main window with the default scenario and the tiny model selected."""
+    from sda_gui.app.main_window import MainWindow
+
+    w = MainWindow(settings_path=str(settings_path))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.assimilation_panel.add_model_path(tiny_model_path)
+    panel = w.assimilation_panel
+    panel.samples_spin.setValue(3)
+    panel.steps_spin.setValue(4)
+    panel.corrections_spin.setValue(0)
+    panel.set_device("cpu")
+    yield w
+    w.shutdown()

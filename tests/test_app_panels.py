@@ -1,0 +1,206 @@
+"""System and training panels, the screenshot mode and the GUI benchmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_simulate_another_system(window, qtbot):
+    sp = window.system_panel
+    sp.set_system_name("lorenz63")
+    sp.set_param("rho", 30.0)
+    sp.length_spin.setValue(40)
+    sp.seed_spin.setValue(3)
+    with qtbot.waitSignal(window.state.truthChanged, timeout=30_000):
+        assert sp.simulate()
+    st = window.state
+    assert st.system.name == "lorenz63" and st.system.rho == 30.0
+    assert st.truth.shape == (40, 3) and st.mask.shape == (40, 3) and st.editor.count == 0
+    assert window.results_view.shown is None
+    # the tiny model is for Lorenz-96: nothing to assimilate with until one is trained or chosen
+    if st.model is None:
+        assert not window.assimilation_panel.assimilate_button.isEnabled()
+    window.grid_editor.regular_pattern(every_time=4, every_space=1)
+    assert st.editor.count == 10 * 3
+
+
+def test_cancel_simulation_keeps_truth(window, qtbot):
+    sp = window.system_panel
+    truth = window.state.truth.copy()
+    sp.length_spin.setValue(4000)
+    with qtbot.waitSignal(sp.runner.progress, timeout=30_000):
+        sp.simulate()
+    with qtbot.waitSignal(sp.runner.cancelled, timeout=30_000):
+        sp.cancel()
+    assert np.array_equal(window.state.truth, truth)
+    assert "cancelled" in sp.error.text()
+
+
+def test_load_trajectories(window, tmp_path):
+    from sda_gui.core.datasets import save_trajectories
+    from sda_gui.core.systems import make_system
+
+    sp, st = window.system_panel, window.state
+    x = np.random.default_rng(0).normal(size=(4, 32, 40)).astype(np.float32)
+    np.save(tmp_path / "l96.npy", x)
+    assert sp.load_file(str(tmp_path / "l96.npy"))
+    assert st.system.name == "lorenz96" and np.array_equal(st.truth, x[0])
+    sp.traj_spin.setValue(2)
+    assert np.array_equal(st.truth, x[2]) and st.dataset.shape == (4, 32, 40)
+    assert window.training_panel.data_combo.findData("loaded") >= 0
+    l63 = make_system("lorenz63", rho=25.0)
+    save_trajectories(tmp_path / "l63.h5", l63.simulate(2, 20, seed=1), l63)
+    assert sp.load_file(str(tmp_path / "l63.h5"))
+    assert st.system.name == "lorenz63" and st.system.rho == 25.0 and st.truth.shape == (20, 3)
+    assert sp.system_name == "lorenz63"
+    np.savez(tmp_path / "odd.npz", a=np.zeros((2, 10, 7, 5)), b=np.zeros(3))
+    assert not sp.load_file(str(tmp_path / "odd.npz"))
+    assert st.system.name == "lorenz63"
+
+
+def test_train_save_and_select(window, qtbot, tmp_path):
+    tp = window.training_panel
+    tp.n_traj_spin.setValue(8)
+    tp.traj_len_spin.setValue(24)
+    tp.k_spin.setValue(1)
+    tp.width_spin.setValue(8)
+    tp.depth_spin.setValue(1)
+    tp.steps_spin.setValue(40)
+    tp.batch_spin.setValue(16)
+    with qtbot.waitSignal(tp.trainingEnded, timeout=60_000) as blocker:
+        assert tp.train()
+    assert blocker.args == ["finished"]
+    xs, ys = tp.train_curve.getData()
+    assert len(xs) > 3 and np.all(np.isfinite(ys))
+    assert len(tp.val_curve.getData()[0]) >= 1
+    path = tmp_path / "mine.pt"
+    assert tp.save_model(str(path)) == str(path)
+    panel = window.assimilation_panel
+    assert panel.model_combo.currentData() == str(path)
+    assert window.state.model_path == str(path) and window.state.model.k == 1
+
+
+def test_stop_training_keeps_the_model(window, qtbot):
+    tp = window.training_panel
+    tp.n_traj_spin.setValue(4)
+    tp.traj_len_spin.setValue(16)
+    tp.width_spin.setValue(8)
+    tp.depth_spin.setValue(1)
+    tp.batch_spin.setValue(8)
+    tp.steps_spin.setValue(1_000_000)
+    assert tp.train()
+    qtbot.waitUntil(lambda: len(tp._steps) > 0, timeout=60_000)
+    with qtbot.waitSignal(tp.trainingEnded, timeout=30_000) as blocker:
+        tp.cancel()
+    assert blocker.args == ["stopped"]
+    assert tp.model is not None and tp.save_button.isEnabled()
+
+
+def test_screenshot_method(window, tmp_path):
+    path = tmp_path / "shot.png"
+    assert window.screenshot(str(path), samples=2, steps=3)
+    from PySide6.QtGui import QImage
+
+    img = QImage(str(path))
+    assert img.width() == window.width() and img.height() == window.height()
+    assert window.state.results is not None
+
+
+@pytest.mark.slow
+def test_screenshot_command(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "shot.png"
+    res = subprocess.run([sys.executable, "main.py", "--screenshot", str(out), "--settings", str(tmp_path / "s.ini")],
+                         capture_output=True, text=True, timeout=900, env={**__import__("os").environ,
+                                                                           "QT_QPA_PLATFORM": "offscreen"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert out.stat().st_size > 20_000
+
+
+def test_benchmarks_run(qtbot, tiny_model_path):
+    from sda_gui.app.bench import bench_animation, bench_event_loop_gap_detailed
+
+    assert bench_animation(frames=10, kind="lorenz96") > 0
+    assert bench_animation(frames=10, kind="field", n_samples=2, length=8) > 0
+    r = bench_event_loop_gap_detailed(n_samples=4, steps=40, corrections=1, model_path=tiny_model_path)
+    assert r["ticks"] > 1 and np.isfinite(r["worst_gap_ms"])
+
+
+def _fake_flow(length=6, size=16):
+    """A smooth velocity field on the Kolmogorov grid, without running the solver."""
+    import torch
+
+    from sda_gui.core.systems.kolmogorov import velocity_from_vorticity
+
+    x = np.linspace(0, 2 * np.pi, size, endpoint=False)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    w = np.stack([np.sin(4 * Y + 0.3 * t) + 0.5 * np.cos(2 * X - 0.2 * t) for t in range(length)])
+    return velocity_from_vorticity(torch.tensor(w, dtype=torch.float32)).numpy()
+
+
+def test_field_editor_paints_at_the_chosen_time(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    from sda_gui.core.systems import make_system
+
+    st, ed = window.state, window.grid_editor
+    uv = _fake_flow()
+    st.set_truth(uv, system=make_system("kolmogorov", size=16, resolution=64), source="test")
+    assert st.mask.shape == (6, 2, 16, 16) and ed.is_field and not ed.time_row.isHidden()
+    ed.set_time(3)
+    pos = ed.cell_center_in_view(5, 9)                      # column = x, row = y
+    qtbot.mouseClick(ed.plot_widget.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert st.mask[3, :, 5, 9].all() and st.editor.count == 2
+    ed.channel_combo.setCurrentIndex(ed.channel_combo.findData(1))   # "v only"
+    ed.paint_cell(0, 0)
+    assert st.mask[3, 1, 0, 0] and not st.mask[3, 0, 0, 0]
+    ed.copy_time()                                           # the time shown → every time
+    assert st.editor.count == 6 * 3
+    ed.regular_pattern(every_time=2, every_space=4)
+    assert st.editor.count == 3 * 2 * 4 * 4
+    ed.display_combo.setCurrentIndex(ed.display_combo.findData(0))   # u instead of vorticity
+    ed.show_hover((5, 9))
+    assert "x=5, y=9" in ed.hover_label.text()
+
+
+def test_field_results_view(window):
+    from sda_gui.app.state import Results
+    from sda_gui.core.systems import make_system
+
+    st = window.state
+    uv = _fake_flow()
+    st.set_truth(uv, system=make_system("kolmogorov", size=16, resolution=64), source="test")
+    window.grid_editor.regular_pattern(1, 4)
+    samples = uv[None] + 0.1 * np.random.default_rng(0).standard_normal((3, *uv.shape)).astype(np.float32)
+    st.set_results(Results(samples=samples, observation=st.observation(), truth=uv))
+    view = window.results_view
+    assert view.metrics["rmse"] < 0.1
+    for t in range(6):
+        view.step(1)
+    view.set_mode("spread")
+    view.step(1)
+
+
+def test_hover_and_mp4_message(window, tmp_path, qtbot):
+    ed = window.grid_editor
+    ed.show_hover((7, 3))
+    text = ed.hover_label.text()
+    assert "time step 7" in text and "x4" in text and "truth" in text
+    ed.show_hover(None)
+    from sda_gui.app.export import mp4_available
+
+    if not mp4_available():
+        window.state.set_results(__import__("sda_gui.app.state", fromlist=["Results"]).Results(
+            samples=window.state.truth[None].copy(), observation=window.state.observation(),
+            truth=window.state.truth))
+        assert not window.export_animation(str(tmp_path / "a.mp4"))
+        assert "imageio-ffmpeg" in window.last_error
+
+
+def test_last_folder_is_remembered(window, tmp_path):
+    np.save(tmp_path / "t.npy", np.zeros((1, 16, 40), np.float32))
+    assert window.system_panel.load_file(str(tmp_path / "t.npy"))
+    assert window.settings.value("last_folder") == str(tmp_path)

@@ -106,7 +106,11 @@ def run(args) -> int:
         print(f"kolmogorov {args.resolution}^2, batch {args.batch}: {units / seconds:.2f} simulated time units/s "
               f"({(n_states - 1) * system.dt / seconds:.2f} per trajectory)")
     elif args.what == "gui":
-        from sda_gui.app.bench import run_gui_bench
+        import os
 
-        run_gui_bench(args)
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        from sda_gui.app.bench import run_gui_benchmarks
+
+        for key, value in run_gui_benchmarks(quick=args.frames < 600).items():
+            print(f"  {key}: {value:.1f}" if isinstance(value, float) else f"  {key}: {value}")
     return 0

@@ -59,3 +59,6 @@ def window(qtbot, settings_path, tiny_model_path):
     panel.set_device("cpu")
     yield w
     w.shutdown()
+    # nothing may outlive the window: every worker thread has ended
+    runners = (w.assimilation_panel.runner, w.system_panel.runner, w.training_panel.runner)
+    assert not any(r.running for r in runners)

@@ -24,7 +24,7 @@ def test_ten_thousand_frames(qtbot):
     t0 = time.perf_counter()
     for i in range(10_000):
         controller.advance()
-        if i % 50 == 0:
+        if i % 100 == 0:
             widget.repaint()
             QApplication.processEvents()
     assert controller.frames_shown - before == 10_000
@@ -52,3 +52,15 @@ def test_timer_driven_playback(qtbot):
     view.play()
     qtbot.waitUntil(lambda: not view.controller.playing, timeout=2000)
     assert view.frame == 31
+
+
+def test_many_none_payloads_through_signals(qtbot):
+    """Slots return None and payloads may be None: the 6.12 bug decref'd None once too often."""
+    from sda_gui.app.workers import JobRunner
+
+    runner = JobRunner()
+    got = []
+    runner.progress.connect(got.append)
+    for _ in range(20_000):
+        runner.progress.emit(None)
+    assert len(got) == 20_000 and got[-1] is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
@@ -85,6 +84,11 @@ def test_pattern_tools_and_observations(window):
     editor.std_spin.setValue(0.8)
     assert st.values_stale
     assert st.observation().std == 0.8 and not st.values_stale   # redrawn on demand
+    before = st.obs_values.copy()
+    editor.obs_seed_spin.setValue(6)
+    assert st.values_stale and "out of date" in editor.values_label.text()
+    st.observation()
+    assert not np.allclose(before, st.obs_values)
 
 
 def test_assimilate_then_animate(window, qtbot):
@@ -211,7 +215,7 @@ def test_exports(window, qtbot, tmp_path):
     window.results_view.pause()
     assert window.export_view_png(str(tmp_path / "results.png"))
     gif = tmp_path / "anim.gif"
-    assert window.export_animation(str(gif), fps=20, max_frames=12)
+    assert window.export_animation(str(gif), fps=20, max_frames=12), window.last_error
     import imageio.v3 as iio
 
     frames = iio.imread(gif, index=None)

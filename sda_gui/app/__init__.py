@@ -7,7 +7,8 @@ It only *calls* ``sda_gui.core``; all science lives there. Modules:
 - ``mask_editor``: the observation pattern and its undo/redo history (numpy only);
 - ``workers``: background jobs on a QThread that talk to the UI through signals;
 - ``system_panel``, ``grid_editor``, ``assimilation_panel``, ``training_panel``,
-  ``results_view``, ``animation``: the views;
+  ``results_view`` (+ ``result_plots``, ``plotting``), ``animation``: the views;
 - ``session``, ``export``, ``settings``: files;
-- ``main_window``: the window and the ``run()`` entry point; ``bench``: GUI benchmarks.
+- ``window``: the main window; ``main_window``: the light ``run()`` entry point (splash,
+  ``--screenshot``); ``bench``: GUI benchmarks.
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -50,6 +50,7 @@ class AssimilationPanel(QWidget):
     """Settings and the Assimilate/Cancel buttons; results go to ``state.set_results``."""
 
     errorRaised = Signal(str)
+    runStarting = Signal(object)  # Results with blank samples, emitted before the worker starts
     runStarted = Signal()
     runEnded = Signal(str)  # "finished" | "failed" | "cancelled"
 
@@ -359,6 +360,9 @@ class AssimilationPanel(QWidget):
             return samples, metrics
 
         self.show_error("")
+        blank = np.full((1, *obs.mask.shape), np.nan, dtype=np.float32)
+        self.runStarting.emit(Results(samples=blank, observation=obs, truth=self._run_truth,
+                                      settings={"step": 0, "total": settings["steps"]}, preview=True))
         self._t0 = time.perf_counter()
         self._last_preview = 0.0
         self.runner.start(job, "assimilate")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from types import SimpleNamespace
 from typing import Optional
 
 import numpy as np

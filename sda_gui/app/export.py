@@ -57,6 +57,9 @@ def export_animation(widget: QWidget, show_frame: Callable[[int], None], n_frame
         frame = grab_rgb(widget)
         if suffix == ".mp4":  # codecs want even sizes
             frame = frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2]
+        if frames and frame.shape != frames[0].shape:
+            # the widget may relayout while exporting (a banner, a resize): keep the first size
+            frame = _fit(frame, frames[0].shape)
         frames.append(frame)
         if progress is not None:
             progress(j + 1, len(idx))
@@ -65,3 +68,11 @@ def export_animation(widget: QWidget, show_frame: Callable[[int], None], n_frame
     else:
         imageio.mimsave(path, frames, fps=fps)
     return len(frames)
+
+
+def _fit(frame: np.ndarray, shape: tuple) -> np.ndarray:
+    """Crops or pads (white) an (H, W, 3) frame to ``shape``."""
+    out = np.full(shape, 255, dtype=np.uint8)
+    h, w = min(shape[0], frame.shape[0]), min(shape[1], frame.shape[1])
+    out[:h, :w] = frame[:h, :w]
+    return out

@@ -276,7 +276,7 @@ class GridEditor(QWidget):
         self.save_button.clicked.connect(lambda: self.save_observations())
         self.load_button.clicked.connect(lambda: self.load_observations())
         self.std_spin.valueChanged.connect(self._std_changed)
-        self.obs_seed_spin.valueChanged.connect(lambda v: setattr(self.state, "obs_seed", int(v)))
+        self.obs_seed_spin.valueChanged.connect(self.state.set_obs_seed)
         self.time_slider.valueChanged.connect(self.set_time)
         self.display_combo.currentIndexChanged.connect(lambda _: self.refresh_image())
         self.channel_combo.currentIndexChanged.connect(lambda _: self.refresh_overlay())
@@ -362,14 +362,15 @@ class GridEditor(QWidget):
         else:
             dt = st.system.dt
             self.plot.setLabel("bottom", f"time step (Δt = {dt:g})")
-            self.plot.setLabel("left", "variable index" if len(names) > 4 else "variable")
+            self.plot.setLabel("left", "variable j" if len(names) > 4 else "variable")
             self.every_space_label.setText("every m variables")
             left = self.plot.getAxis("left")
             if len(names) <= 8:
                 left.setTicks([[(i + 0.5, n) for i, n in enumerate(names)]])
             else:
+                # 0-based j, as on the results plots
                 step = max(1, len(names) // 8)
-                left.setTicks([[(i + 0.5, str(i + 1)) for i in range(0, len(names), step)], []])
+                left.setTicks([[(i + 0.5, str(i)) for i in range(0, len(names), step)], []])
         self.display_combo.blockSignals(False)
         self.channel_combo.blockSignals(False)
         what = "truth at the chosen time" if self.is_field else "truth"
@@ -413,7 +414,7 @@ class GridEditor(QWidget):
         self.image.setImage(np.asarray(data, dtype=np.float32), autoLevels=False, levels=self._levels)
         self.image.setRect(QRectF(0, 0, cols, rows))
         self.colorbar.setLevels(self._levels)
-        label = "truth" if not self.is_field else f"truth: {self.display_combo.currentText()}"
+        label = "truth (model units)" if not self.is_field else f"truth: {self.display_combo.currentText()}"
         self.colorbar.axis.setLabel(label)
 
     def _mask2d(self) -> np.ndarray:
@@ -450,7 +451,7 @@ class GridEditor(QWidget):
         if st.obs_values is None:
             txt = "No values yet: they are drawn from the truth when you assimilate."
         elif st.values_stale:
-            txt = "Values are out of date (σ changed or new cells): they are redrawn when you assimilate."
+            txt = "Values are out of date (σ or seed changed, or new cells): they are redrawn when you assimilate."
         else:
             txt = f"Values ready (σ = {st.obs_std:g}, seed {st.obs_seed})."
         self.values_label.setText(txt)
@@ -471,7 +472,9 @@ class GridEditor(QWidget):
             full_idx = (t, chan, c, r) if len(st.state_shape) == 3 else (t, c, r)
         else:
             t, v = c, r
-            where = f"time step {t} (t = {t * st.system.dt:.3g}) · {st.system.variable_names[v]}"
+            names = st.system.variable_names
+            var = names[v] if len(names) <= 8 else f"variable j = {v}"
+            where = f"time step {t} (t = {t * st.system.dt:.3g}) · {var}"
             full_idx = (t, v)
         parts = [where]
         if st.truth is not None:

@@ -304,6 +304,13 @@ class RingPlots(_Plots):
             line.setValue(t + 0.5)
 
 
+MARKER_STYLES = {  # name: (symbol, size, pen, brush) of the moving phase-space markers
+    "samples": ("o", 7, pg.mkPen(None), pg.mkBrush(COLORS["marker"] + (200,))),
+    "mean": ("s", 11, pg.mkPen("k"), pg.mkBrush(COLORS["mean"])),
+    "truth": ("star", 14, pg.mkPen("k"), pg.mkBrush("y")),
+}
+
+
 class LowDimPlots(_Plots):
     def __init__(self, system):
         super().__init__()
@@ -352,12 +359,12 @@ class LowDimPlots(_Plots):
             items = {
                 "samples": sample_curve(pen=pg.mkPen(COLORS["samples_faint"])),
                 "truth": pg.PlotDataItem(pen=pg.mkPen(COLORS["truth"], width=1.5)),
-                "markers": pg.ScatterPlotItem(size=7, pen=pg.mkPen(None), brush=pg.mkBrush(COLORS["marker"] + (200,))),
-                "truth_marker": pg.ScatterPlotItem(size=14, symbol="star", pen=pg.mkPen("k"), brush=pg.mkBrush("y")),
-                "mean_marker": pg.ScatterPlotItem(size=11, symbol="s", pen=pg.mkPen("k"), brush=pg.mkBrush(COLORS["mean"])),
+                # samples, mean and truth at time t in ONE scatter item: each scatter item costs
+                # more to lay out and paint than its few points, and these move every frame
+                "markers": pg.ScatterPlotItem(pxMode=True),
                 "pair": (a, b), "plot": p,
             }
-            for key in ("samples", "truth", "markers", "mean_marker", "truth_marker"):
+            for key in ("samples", "truth", "markers"):
                 p.addItem(items[key])
             self.phase.append(items)
         if self.phase:
@@ -365,9 +372,8 @@ class LowDimPlots(_Plots):
             first["plot"].setTitle("Phase space at time t")
             legend = first["plot"].addLegend(offset=(5, 5), labelTextSize="8pt")
             legend.setBrush(pg.mkBrush(255, 255, 255, 200))
-            legend.addItem(first["markers"], "samples")
-            legend.addItem(first["mean_marker"], "mean")
-            legend.addItem(first["truth_marker"], "truth")
+            for name, (symbol, size, pen, brush) in MARKER_STYLES.items():
+                legend.addItem(pg.ScatterPlotItem(symbol=symbol, size=size, pen=pen, brush=brush), name)
         self.layout.layout.setColumnStretchFactor(0, 3)
         self.layout.layout.setColumnStretchFactor(1, 2)
         cache_static_items(self.layout)
@@ -427,12 +433,22 @@ class LowDimPlots(_Plots):
         for items in self.var_plots:
             items["line"].setValue(t)
         cur = self.shown[:, t]
+        pts = [cur, self.mean[t][None]] + ([self.truth[t][None]] if self.truth is not None else [])
+        pts = np.concatenate(pts, axis=0)
+        n = cur.shape[0]
+        if getattr(self, "_marker_style_n", None) != (n, self.truth is not None):
+            # per-spot styles are built once per result, not per frame
+            kinds = ["samples"] * n + ["mean"] + (["truth"] if self.truth is not None else [])
+            self._marker_style = {
+                "symbol": [MARKER_STYLES[k][0] for k in kinds],
+                "size": np.array([MARKER_STYLES[k][1] for k in kinds], dtype=float),
+                "pen": [MARKER_STYLES[k][2] for k in kinds],
+                "brush": [MARKER_STYLES[k][3] for k in kinds],
+            }
+            self._marker_style_n = (n, self.truth is not None)
         for items in self.phase:
             a, b = items["pair"]
-            items["markers"].setData(cur[:, a], cur[:, b])
-            items["mean_marker"].setData([self.mean[t, a]], [self.mean[t, b]])
-            if self.truth is not None:
-                items["truth_marker"].setData([self.truth[t, a]], [self.truth[t, b]])
+            items["markers"].setData(pts[:, a], pts[:, b], **self._marker_style)
 
 
 def _field_frames(system, x: np.ndarray) -> tuple[np.ndarray, str]:

@@ -113,9 +113,6 @@ class ResultsView(QWidget):
         self.sample_spin.setRange(1, 1)
         self.sample_spin.setPrefix("#")
         self.sample_spin.setToolTip("Which sample the 'one sample' view and the sample panel show")
-        self.banner = QLabel()
-        self.banner.setStyleSheet("background: #fff3cd; color: #664d03; padding: 3px;")
-        self.banner.setVisible(False)
         self.metrics_label = QLabel()
         self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
         self.metrics_label.setStyleSheet("padding: 2px;")
@@ -123,7 +120,6 @@ class ResultsView(QWidget):
         # below it on each preview
         line = self.fontMetrics().height() + 8
         self.metrics_label.setFixedHeight(line)
-        self.banner.setFixedHeight(line)
         self.empty = QLabel("No results yet.\n\nPaint an observation pattern, then press Assimilate.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.stack = QStackedWidget()
@@ -141,7 +137,6 @@ class ResultsView(QWidget):
         bar.addWidget(self.sample_spin)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.banner)
         layout.addWidget(self.metrics_label)
         layout.addWidget(self.stack, 1)
         layout.addLayout(bar)
@@ -227,8 +222,7 @@ class ResultsView(QWidget):
         self.shown = res
         if res is None:
             self.stack.setCurrentWidget(self.empty)
-            self.banner.setVisible(False)
-            self.metrics_label.setText("")
+            self.set_status("")
             self.controller.set_frame_count(0)
             self._update_controls()
             return
@@ -242,22 +236,47 @@ class ResultsView(QWidget):
         self.plots.set_results(res)
         if res.preview:
             # metrics wait for the final samples: the UI thread stays free while the sampler runs
-            self.metrics_label.setText("<b>Preview</b> · metrics appear when the sampler finishes")
+            s = res.settings
+            self.set_status(f"<b>Preview while sampling</b>: denoised estimate at step {s.get('step')} / "
+                            f"{s.get('total')} · metrics appear when the sampler finishes", preview=True)
         else:
             try:
                 if res.metrics is None:  # e.g. a reopened session
                     res.metrics = compute_metrics(res)
                 self.metrics = res.metrics
-                self.metrics_label.setText(metrics_html(self.metrics, res.settings, res.preview))
+                self.set_status(metrics_html(self.metrics, res.settings, res.preview))
             except Exception as exc:  # noqa: BLE001 - a metric failing must not hide the samples
                 self.metrics = {}
-                self.metrics_label.setText(f"metrics unavailable: {exc}")
-        if res.preview:
-            s = res.settings
-            self.banner.setText(f"Preview while sampling: denoised estimate at step {s.get('step')} / {s.get('total')}")
-        self.banner.setVisible(res.preview)
+                self.set_status(f"metrics unavailable: {exc}")
         self._update_controls()
         self.show_frame(self.plots.frame)
+
+    def prepare_for_run(self, results_like: Results):
+        """Lays out and paints the plots before the sampler starts.
+
+        The first layout and paint of the plots cost a few hundred milliseconds; paying
+        them at the click, rather than when the first preview arrives mid-run, keeps the
+        window responsive while sampling. The plots get the run's truth and observations
+        with blank (NaN) samples, so nothing on screen pretends to be a result.
+        """
+        self._ensure_plots(self.state.system)
+        if self.state.results is None:
+            self.shown = results_like
+            self.stack.setCurrentWidget(self.plots.widget)
+            self.controller.set_frame_count(results_like.length)
+            self.plots.set_results(results_like)
+            self._update_controls()
+        self.set_status("<b>Sampling…</b> the first estimate appears after the first sampler step", preview=True)
+        self.plots.widget.repaint()
+
+    def set_status(self, html: str, preview: bool = False):
+        """The line above the plots: metrics of the results, or where a running sampler is.
+
+        One fixed-height line for both, so the plots never jump when a run ends.
+        """
+        self.metrics_label.setStyleSheet("padding: 2px; background: #fff3cd; color: #664d03;" if preview
+                                         else "padding: 2px;")
+        self.metrics_label.setText(html)
 
     def _mode_changed(self):
         if self.plots is not None and self.shown is not None:

@@ -85,6 +85,7 @@ class AppState(QObject):
         #: measured value of every entry, NaN where unknown; the mask picks the observed ones
         self.obs_values: Optional[np.ndarray] = None
         self._values_std: Optional[float] = None
+        self._values_seed: Optional[int] = None   # None: values came from a file, not drawn
         self.model = None
         self.model_path: Optional[str] = None
         self.results: Optional[Results] = None
@@ -122,6 +123,7 @@ class AppState(QObject):
         self.dataset_source = source
         self.obs_values = None
         self._values_std = None
+        self._values_seed = None
         if not same_grid:
             self.editor.reset(np.zeros(truth.shape, dtype=bool))
         if system is not None:
@@ -138,12 +140,20 @@ class AppState(QObject):
             self.obs_std = std
             self.observationsChanged.emit()
 
+    def set_obs_seed(self, seed: int):
+        seed = int(seed)
+        if seed != self.obs_seed:
+            self.obs_seed = seed
+            self.observationsChanged.emit()
+
     @property
     def values_stale(self) -> bool:
-        """True when some observed entry has no value, or values were drawn with another σ."""
+        """True when some observed entry has no value, or values were drawn with another σ or seed."""
         if self.obs_values is None:
             return self.editor.count > 0
         if self._values_std is not None and self._values_std != self.obs_std:
+            return True
+        if self._values_seed is not None and self._values_seed != self.obs_seed:
             return True
         return bool(np.isnan(self.obs_values[self.mask]).any())
 
@@ -163,6 +173,7 @@ class AppState(QObject):
         obs = synthesize(self.truth, full, self.obs_std, seed=self.obs_seed)
         self.obs_values = obs.values.astype(np.float32)
         self._values_std = self.obs_std
+        self._values_seed = self.obs_seed
         self.observationsChanged.emit()
 
     def observation(self, regenerate: bool = True) -> Observation:
@@ -195,7 +206,17 @@ class AppState(QObject):
         self.obs_std = float(std)
         self.obs_values = np.where(obs.mask, obs.values, np.nan).astype(np.float32)
         self._values_std = self.obs_std
+        self._values_seed = None
         self.editor.set_mask(obs.mask)
+        self.observationsChanged.emit()
+
+    def restore_observations(self, mask: np.ndarray, values: Optional[np.ndarray], std: float, seed: int):
+        """Puts back a saved pattern, values and σ exactly (a reopened session), as a new history."""
+        self.editor.reset(mask)
+        self.obs_std, self.obs_seed = float(std), int(seed)
+        self.obs_values = None if values is None else np.asarray(values, dtype=np.float32)
+        self._values_std = self.obs_std if values is not None else None
+        self._values_seed = None
         self.observationsChanged.emit()
 
     # model and results ------------------------------------------------------------------

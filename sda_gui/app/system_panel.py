@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
@@ -301,6 +301,10 @@ class SystemPanel(QWidget):
         self.traj_spin.blockSignals(False)
         self.traj_spin.setEnabled(x.shape[0] > 1)
         self.state.set_truth(x[0], system=system, dataset=x, source=f"{Path(path).name} (#0 of {x.shape[0]})")
+        if not (meta or {}).get("system"):
+            # without metadata the system is a guess from the state shape: say so where it shows
+            self.state.message.emit(f"{Path(path).name} names no system: its {tuple(x.shape[2:])} states are "
+                                    f"treated as {system.title} (normalisation and Δt of that system)")
         return True
 
     def select_trajectory(self, index: int):

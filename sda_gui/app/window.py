@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QEventLoop, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QScrollArea, QTabWidget, QWidget)
 
@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self.grid_editor.errorRaised.connect(lambda _: self.tabs.setCurrentWidget(self.grid_editor))
         self.training_panel.errorRaised.connect(lambda _: self.tabs.setCurrentWidget(self.training_panel))
         self.state.message.connect(self.show_message)
+        self.assimilation_panel.runStarting.connect(self._run_starting)
         self.assimilation_panel.runStarted.connect(self._run_started)
         self.assimilation_panel.runEnded.connect(self._run_ended)
         self.training_panel.modelSaved.connect(self._model_saved)
@@ -139,7 +140,11 @@ class MainWindow(QMainWindow):
         self._action(v, "Results", lambda: self.tabs.setCurrentWidget(self.results_view), "Ctrl+2")
         self._action(v, "Training", lambda: self.tabs.setCurrentWidget(self.training_panel), "Ctrl+3")
         v.addSeparator()
-        self._action(v, "Play / pause", self.results_view.controller.toggle, "Space")
+        self._action(v, "Play / pause (Space in the results)", self.results_view.controller.toggle)
+        # Space only where the animation is: elsewhere it must keep pressing buttons
+        play = QShortcut(QKeySequence("Space"), self.results_view)
+        play.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        play.activated.connect(self.results_view.controller.toggle)
         h = mb.addMenu("&Help")
         self._action(h, "About SDA Studio", self.about)
         tb = self.addToolBar("Main")
@@ -207,10 +212,13 @@ class MainWindow(QMainWindow):
         self.system_panel.cancel()
         self.training_panel.cancel()
 
+    def _run_starting(self, blank):
+        self.results_view.pause()
+        self.tabs.setCurrentWidget(self.results_view)
+        self.results_view.prepare_for_run(blank)
+
     def _run_started(self):
         self.show_message("assimilating…")
-        self.tabs.setCurrentWidget(self.results_view)
-        self.results_view.pause()
 
     def _run_ended(self, how: str):
         if how == "finished":
@@ -276,12 +284,7 @@ class MainWindow(QMainWindow):
         st = self.state
         st.set_truth(data.truth if data.truth is not None else np.zeros(data.mask.shape, np.float32),
                      system=system, dataset=data.dataset, source=data.source)
-        st.editor.reset(data.mask)
-        st.obs_std = data.obs_std
-        st.obs_seed = data.obs_seed
-        st.obs_values = data.obs_values
-        st._values_std = data.obs_std if data.obs_values is not None else None
-        st.observationsChanged.emit()
+        st.restore_observations(data.mask, data.obs_values, data.obs_std, data.obs_seed)
         self.grid_editor.rebuild()
         self.assimilation_panel.apply_settings(data.settings.get("assimilation", {}))
         if data.model_path and Path(data.model_path).exists() and data.model_path != st.model_path:

@@ -117,7 +117,7 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         opt.load_state_dict(saved["train_state"]["optimizer"])
         sched.load_state_dict(saved["train_state"]["scheduler"])
         start_step = int(saved["train_state"]["step"])
-        history = saved["train_state"]["history"]
+        history = dict(saved["train_state"]["history"], stopped=False)
         gen.manual_seed(config.seed + start_step)
 
     fwd = torch.compile(net) if config.compile else net

@@ -29,7 +29,8 @@ class ObservationModel:
         self.y = torch.as_tensor(observation.observed_values(), dtype=torch.float32, device=device)
         self.var_y = torch.as_tensor(observation.observed_std(), dtype=torch.float32, device=device) ** 2
         scale2 = (self.scale ** 2).expand(observation.length, *model.state_shape)
-        self.gain = observation.apply(scale2, self.state_ndim).to(self.y.dtype)
+        mask = torch.as_tensor(observation.mask, device=device)
+        self.gain = observation.op.gain(scale2, self.state_ndim)[..., mask].to(self.y.dtype)
 
     def __call__(self, x_n: torch.Tensor) -> torch.Tensor:
         """``A_n(x_n)`` for ``(N, L, *s)`` → ``(N, m)``."""

@@ -7,6 +7,10 @@
 The linear system is solved per sample by a few conjugate-gradient steps; each
 step costs one vector–Jacobian product through the network (``∂x̂/∂x(t)`` is
 symmetric for a true score, so its transpose stands in for it). No γ to tune.
+A learned ε-network's Jacobian, divided by μ, is too noisy at high noise
+(σ/μ > 1 by default) to be a covariance — it is often indefinite there; those
+steps use the covariance of a unit Gaussian prior in normalised units instead,
+``V = σ²/(μ² + σ²) I``, and the CG stops at any direction of non-positive curvature.
 """
 
 from __future__ import annotations
@@ -19,18 +23,26 @@ __all__ = ["MMPSGuidance", "conjugate_gradient"]
 
 
 def conjugate_gradient(matvec, b: torch.Tensor, iterations: int) -> torch.Tensor:
-    """Solves ``M u = b`` for a batch of SPD systems (rows of ``b``), from ``u = 0``."""
+    """Solves ``M u = b`` for a batch of SPD systems (rows of ``b``), from ``u = 0``.
+
+    A learned Jacobian can make ``M`` indefinite at high noise; a row stops updating
+    at its first direction of non-positive curvature (as in Steihaug's CG), so ``u``
+    stays the last well-defined iterate (zero if it happens at once).
+    """
     u = torch.zeros_like(b)
     r = b.clone()
     p = r.clone()
     rr = (r * r).sum(-1, keepdim=True)
+    active = torch.ones_like(rr, dtype=torch.bool)
     for _ in range(iterations):
         mp = matvec(p)
-        alpha = rr / (p * mp).sum(-1, keepdim=True).clamp_min(1e-30)
+        curvature = (p * mp).sum(-1, keepdim=True)
+        active = active & (curvature > 0) & (rr > 0)
+        alpha = torch.where(active, rr / curvature.clamp_min(1e-30), torch.zeros_like(rr))
         u = u + alpha * p
         r = r - alpha * mp
         rr_new = (r * r).sum(-1, keepdim=True)
-        p = r + rr_new / rr.clamp_min(1e-30) * p
+        p = r + torch.where(active, rr_new / rr.clamp_min(1e-30), torch.zeros_like(rr)) * p
         rr = rr_new
     return u
 
@@ -38,12 +50,16 @@ def conjugate_gradient(matvec, b: torch.Tensor, iterations: int) -> torch.Tensor
 class MMPSGuidance(Guidance):
     name = "mmps"
 
-    def __init__(self, obs, iterations: int = 3):
+    def __init__(self, obs, iterations: int = 3, max_noise_ratio: float = 1.0):
         super().__init__(obs)
         self.iterations = int(iterations)
+        #: above this σ/μ the ε-network's Jacobian (divided by μ) is too noisy to be a covariance
+        self.max_noise_ratio = float(max_noise_ratio)
 
     def __call__(self, model, x, t):
         mu, sigma = model.schedule(t)
+        if sigma / mu > self.max_noise_ratio:
+            return self._prior_covariance(model, x, t, mu, sigma)
         with torch.enable_grad():
             x, x_hat, eps = self._denoise_with_graph(model, x, t)
             x_hat_d = x_hat.detach()
@@ -58,6 +74,23 @@ class MMPSGuidance(Guidance):
             def matvec(v):
                 return self.obs.var_y * v + (sigma ** 2 / mu) * a_jvp(jac_x_hat(a_vjp(v)[0]))
 
-            u = conjugate_gradient(matvec, (self.obs.y - y_hat).detach(), self.iterations)
+            r = (self.obs.y - y_hat).detach()
+            u = conjugate_gradient(matvec, r, self.iterations)
+            # rows where the Jacobian showed no positive curvature: unit-prior covariance
+            stuck = (u == 0).all(-1, keepdim=True)
+            if stuck.any():
+                u = torch.where(stuck, r / (self.obs.var_y + sigma ** 2 / (mu ** 2 + sigma ** 2) * self.obs.gain), u)
             score = torch.autograd.grad(x_hat, x, a_vjp(u)[0])[0]
         return eps.detach() - sigma * score
+
+    def _prior_covariance(self, model, x, t, mu, sigma):
+        """High noise: ``V = σ²/(μ² + σ²) I`` (a unit Gaussian prior in normalised units),
+        and ``∇ log p(y | x(t)) = (μ/σ²) V Aᵀ u`` by the same Gaussian identity."""
+        with torch.no_grad():
+            eps = model(x, t)
+            x_hat = (x - sigma * eps) / mu
+        v = sigma ** 2 / (mu ** 2 + sigma ** 2)
+        y_hat, a_vjp = torch.func.vjp(self.obs, x_hat)
+        u = (self.obs.y - y_hat) / (self.obs.var_y + v * self.obs.gain)
+        score = mu / sigma ** 2 * v * a_vjp(u)[0]
+        return eps - sigma * score

@@ -1,0 +1,275 @@
+"""The command line end to end (DESIGN.md §4), with a tiny model trained once.
+
+Each ``python -m sda_gui`` process pays for importing torch (seconds on a busy CPU),
+so real processes check ``train``, ``assimilate`` (.npz and .h5, the tiny and the
+shipped model), ``--help`` and one bad input; the other bad inputs, ``simulate`` and
+MMPS run ``sda_gui.cli.main`` in-process with the file descriptors captured: the
+same code path, the same exit status and stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sda_gui.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors on a shared 2-core machine: one intra-op thread is several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+L = 12
+
+
+def run_cli(*args, timeout=300):
+    env = dict(os.environ, OMP_NUM_THREADS="1")             # as fast, and kinder to a shared CPU
+    return subprocess.run([sys.executable, "-m", "sda_gui", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def assert_one_line_error(returncode, stderr, match=None):
+    assert returncode != 0
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    if match is not None:
+        assert match in lines[0], lines[0]
+
+
+def write_obs(path, length=L, state=3, **change):
+    mask = np.zeros((length, state), dtype=bool)
+    mask[::3, 0] = True
+    values = np.where(mask, 1.5, np.nan)
+    data = {"mask": mask, "values": values, "std": np.float64(0.5)}
+    data.update(change)
+    if Path(path).suffix == ".h5":
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            for key, value in data.items():
+                if isinstance(value, str):
+                    f.attrs[key] = value
+                else:
+                    f.create_dataset(key, data=value)
+    else:
+        np.savez(path, **data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(workdir):
+    out = workdir / "m.pt"
+    proc = run_cli("train", "--system", "lorenz63", "--param", "burn_in=128", "--trajectories", 8, "--length", 64,
+                   "--steps", 20,
+                   "--width", 32, "--depth", 1, "--batch-size", 64, "--val-every", 10, "--device", "cpu",
+                   "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def obs_npz(workdir):
+    return write_obs(workdir / "obs.npz")
+
+
+def test_train_writes_a_checkpoint(tiny_model):
+    from sda_gui.core.diffusion.checkpoint import load_checkpoint
+
+    out, proc = tiny_model
+    assert "Traceback" not in proc.stderr
+    assert "trained" in proc.stdout and "step 20/20" in proc.stdout
+    model = load_checkpoint(out)
+    assert model.system["name"] == "lorenz63" and model.k == 2
+    assert model.arch == {"name": "resmlp", "width": 32, "depth": 1}
+    info = model.training_info
+    assert info["steps"] == 20 and info["trajectories"] == [8, 64, 3] and info["data_seed"] == 0
+
+
+def test_assimilate_npz(tiny_model, obs_npz, workdir):
+    out = workdir / "post.npz"
+    proc = run_cli("assimilate", "--system", "lorenz63", "--observations", obs_npz, "--samples", 4, "--steps", 4,
+                   "--corrections", 1, "--model", tiny_model[0], "--device", "cpu", "--seed", 3, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    with np.load(out) as f:
+        samples = f["samples"]
+        settings = json.loads(str(f["settings"]))
+    assert samples.dtype == np.float32 and samples.shape == (4, L, 3)
+    assert np.isfinite(samples).all()
+    assert settings["samples"] == 4 and settings["steps"] == 4 and settings["corrections"] == 1
+    assert settings["guidance"] == "sda" and settings["seed"] == 3 and settings["k"] == 2
+    assert settings["system"] == "lorenz63" and settings["device"] == "cpu"
+
+
+def test_assimilate_mmps_and_seed(tiny_model, obs_npz, workdir, capfd):
+    outs = []
+    for i, seed in enumerate((1, 1, 2)):
+        out = workdir / f"mmps{i}.npz"
+        rc = main(["assimilate", "--system", "lorenz63", "--observations", str(obs_npz), "--samples", "3",
+                   "--steps", "3", "--corrections", "1", "--guidance", "mmps", "--model", str(tiny_model[0]),
+                   "--device", "cpu", "--seed", str(seed), "--quiet", "--out", str(out)])
+        assert rc == 0
+        with np.load(out) as f:
+            outs.append(f["samples"])
+            assert json.loads(str(f["settings"]))["guidance"] == "mmps"
+    assert outs[0].shape == (3, L, 3) and np.isfinite(outs[0]).all()
+    np.testing.assert_array_equal(outs[0], outs[1])         # same seed, same samples
+    assert not np.array_equal(outs[0], outs[2])
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_assimilate_h5_in_and_out_with_the_shipped_model_and_dps(workdir):
+    import h5py
+
+    from sda_gui.core.diffusion.checkpoint import default_model_path
+
+    assert default_model_path("lorenz63").exists()
+    obs = write_obs(workdir / "obs.h5")
+    out = workdir / "post.h5"
+    proc = run_cli("assimilate", "--system", "lorenz63", "--observations", obs, "--samples", 2, "--steps", 2,
+                   "--corrections", 0, "--guidance", "dps", "--device", "cpu", "--quiet", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ""                        # --quiet: no progress lines
+    with h5py.File(out, "r") as f:
+        samples = f["samples"][()]
+        settings = json.loads(f.attrs["settings"])
+    assert samples.dtype == np.float32 and samples.shape == (2, L, 3) and np.isfinite(samples).all()
+    assert settings["guidance"] == "dps" and settings["model"] == "default" and settings["corrections"] == 0
+
+
+def test_simulate_writes_a_dataset(workdir, capfd):
+    from sda_gui.core.datasets import load_trajectories
+
+    out = workdir / "sim.h5"
+    rc = main(["simulate", "--system", "lorenz96", "--param", "n=8", "--param", "burn_in=16", "--trajectories", "3",
+               "--length", "10", "--seed", "4", "--device", "cpu", "--out", str(out)])
+    assert rc == 0 and "Traceback" not in capfd.readouterr().err
+    arr, meta = load_trajectories(out, state_shape=(8,))
+    assert arr.shape == (3, 10, 8) and np.isfinite(arr).all()
+    assert meta["system"] == "lorenz96" and meta["params"]["n"] == 8 and meta["seed"] == 4
+
+
+@pytest.mark.parametrize("command", [None, "simulate", "train", "assimilate", "evaluate", "bench"])
+def test_help(command):
+    proc = run_cli(*([command] if command else []), "--help", timeout=60)
+    assert proc.returncode == 0 and "usage:" in proc.stdout and proc.stderr == ""
+
+
+def test_assimilate_help_lists_the_contract():
+    proc = run_cli("assimilate", "--help", timeout=60)
+    for option in ("--system", "--observations", "--samples", "--steps", "--corrections", "--guidance",
+                   "--tau", "--gamma", "--model", "--device", "--seed", "--out"):
+        assert option in proc.stdout
+
+
+# ------------------------------------------------------------------------------------------
+# bad input: a non-zero exit and one "error: ..." line, no traceback
+# ------------------------------------------------------------------------------------------
+
+
+def _bad_case(case, workdir, model):
+    """(arguments, expected fragment of the error line) for one bad input."""
+    obs = workdir / f"bad-{case}.npz"
+    system = "lorenz63"
+    if case == "mask-shape":
+        write_obs(obs, state=2)
+        match = "mask shape"
+    elif case == "nan-observed":
+        values = np.where(np.eye(L, 3, dtype=bool), np.nan, 1.0)
+        write_obs(obs, mask=np.eye(L, 3, dtype=bool), values=values)
+        match = "NaN"
+    elif case == "std-zero":
+        write_obs(obs, std=np.float64(0.0))
+        match = "std"
+    elif case == "std-negative":
+        write_obs(obs, std=np.full((L, 3), -1.0))
+        match = "std"
+    elif case == "too-short":
+        write_obs(obs, length=3)                       # a k=2 model needs L ≥ 5
+        match = "2k+1"
+    elif case == "other-system":
+        write_obs(obs)
+        system = "lorenz96"
+        match = "lorenz96"
+    elif case == "missing-obs":
+        obs = workdir / "absent.npz"
+        match = "not found"
+    elif case == "missing-model":
+        write_obs(obs)
+        model = workdir / "absent.pt"
+        match = "not found"
+    elif case == "corrupt-model":
+        write_obs(obs)
+        model = workdir / "corrupt.pt"
+        model.write_bytes(b"this is not a checkpoint" * 20)
+        match = "corrupt.pt"
+    elif case == "corrupt-obs":
+        obs.write_bytes(b"PK\x03\x04 broken")
+        match = "cannot read"
+    elif case == "empty-mask":
+        write_obs(obs, mask=np.zeros((L, 3), dtype=bool))
+        match = "empty"
+    elif case == "unknown-operator":
+        write_obs(obs, operator="blur:2")
+        match = "unknown observation operator"
+    elif case == "missing-key":
+        np.savez(obs, mask=np.ones((L, 3), dtype=bool), std=0.5)
+        match = "lacks values"
+    else:
+        raise AssertionError(case)
+    args = ["assimilate", "--system", system, "--observations", str(obs), "--samples", "2", "--steps", "2",
+            "--corrections", "0", "--model", str(model), "--device", "cpu", "--out", str(workdir / "never.npz")]
+    return args, match
+
+
+BAD_CASES = ["mask-shape", "nan-observed", "std-zero", "std-negative", "too-short", "other-system", "missing-obs",
+             "missing-model", "corrupt-model", "corrupt-obs", "empty-mask", "unknown-operator", "missing-key"]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_in_process(case, tiny_model, workdir, capfd):
+    args, match = _bad_case(case, workdir, tiny_model[0])
+    rc = main(args)
+    captured = capfd.readouterr()
+    assert_one_line_error(rc, captured.err, match)
+    assert not (workdir / "never.npz").exists()
+
+
+def test_bad_input_process(tiny_model, workdir):
+    args, match = _bad_case("nan-observed", workdir, tiny_model[0])
+    proc = run_cli(*args)
+    assert_one_line_error(proc.returncode, proc.stderr, match)
+
+
+def test_bad_arguments_in_process(tiny_model, obs_npz, workdir, capfd):
+    base = ["assimilate", "--system", "lorenz63", "--observations", str(obs_npz), "--model", str(tiny_model[0]),
+            "--corrections", "0", "--out", str(workdir / "never.npz")]
+    for extra, match in [(["--samples", "0", "--steps", "2", "--device", "cpu"], "samples"),
+                         (["--samples", "2", "--steps", "0", "--device", "cpu"], "steps"),
+                         (["--samples", "2", "--steps", "2", "--device", "tpu"], "unknown device")]:
+        rc = main(base + extra)
+        assert_one_line_error(rc, capfd.readouterr().err, match)
+    rc = main(["simulate", "--system", "lorenz84", "--out", str(workdir / "never.h5")])
+    assert_one_line_error(rc, capfd.readouterr().err, "unknown system")
+    rc = main(["train", "--data", str(workdir / "absent.h5"), "--out", str(workdir / "never.pt")])
+    assert_one_line_error(rc, capfd.readouterr().err, "not found")

@@ -1,0 +1,304 @@
+"""Networks, window composition, training and checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sda_gui.core.diffusion.checkpoint import (FORMAT, CheckpointError, build_model, check_model_for_system,
+                                               load_checkpoint, read_checkpoint, save_checkpoint)
+from sda_gui.core.diffusion.local_score import LocalScoreModel
+from sda_gui.core.diffusion.networks import ResMLP, RingConv, build_network
+from sda_gui.core.diffusion.training import TrainConfig, default_arch, train_model, window_batches
+from sda_gui.core.systems import make_system
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors on a shared 2-core machine: one intra-op thread is several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ARCH = {"name": "resmlp", "width": 32, "depth": 1}
+
+
+@pytest.fixture(scope="module")
+def lorenz63():
+    return make_system("lorenz63")
+
+
+@pytest.fixture(scope="module")
+def data(lorenz63):
+    return lorenz63.simulate(8, 64, seed=0)
+
+
+def _config(**kw):
+    base = dict(k=2, arch=dict(ARCH), steps=30, batch_size=64, val_every=10, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(lorenz63, data):
+    seen = []
+    model, history = train_model(lorenz63, data, _config(), progress=lambda *a: seen.append(a))
+    return model, history, seen
+
+
+# ------------------------------------------------------------------------------------------
+# networks and composition
+# ------------------------------------------------------------------------------------------
+
+
+def test_resmlp_shapes_and_time_broadcast():
+    net = ResMLP(5, (3,), width=16, depth=2)
+    x = torch.randn(7, 5, 3)
+    out_per_sample = net(x, torch.full((7,), 0.3))
+    out_shared = net(x, torch.tensor([0.3]))
+    assert out_per_sample.shape == x.shape
+    np.testing.assert_allclose(out_per_sample.detach().numpy(), out_shared.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_ringconv_shapes_and_any_ring_size():
+    net = RingConv(5, (40,), width=8, depth=2, kernel=3)
+    for n in (40, 12):                                  # the same weights serve any ring size
+        x = torch.randn(4, 5, n)
+        assert net(x, torch.rand(4)).shape == x.shape
+    # circular padding: rolling the ring rolls the output
+    x = torch.randn(2, 5, 40)
+    t = torch.rand(2)
+    np.testing.assert_allclose(net(torch.roll(x, 3, -1), t).detach().numpy(),
+                               torch.roll(net(x, t), 3, -1).detach().numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="ring"):
+        RingConv(5, (2, 8, 8))
+
+
+def test_build_network_and_default_arch():
+    assert isinstance(build_network({"name": "resmlp", "width": 8, "depth": 1}, 5, (3,)), ResMLP)
+    assert isinstance(build_network({"name": "ringconv", "width": 8, "depth": 1}, 5, (40,)), RingConv)
+    with pytest.raises(ValueError, match="unknown network architecture"):
+        build_network({"name": "transformer"}, 5, (3,))
+    assert default_arch(make_system("lorenz63"))["name"] == "resmlp"
+    assert default_arch(make_system("lorenz96"))["name"] == "ringconv"
+
+
+@pytest.mark.parametrize("length", [5, 7, 20])
+def test_local_score_model_any_length_shared_and_per_sample_time(length):
+    torch.manual_seed(0)
+    model = LocalScoreModel(ResMLP(5, (3,), width=16, depth=1), 2, (3,), torch.zeros(3), torch.ones(3))
+    x = torch.randn(3, length, 3)
+    with torch.no_grad():
+        shared = model(x, torch.tensor(0.4))
+        assert shared.shape == x.shape
+        times = torch.tensor([0.1, 0.4, 0.9])
+        per_sample = model(x, times)
+        assert per_sample.shape == x.shape
+        for i in range(3):                                      # per-sample t = each sample alone
+            alone = model(x[i:i + 1], times[i])
+            np.testing.assert_allclose(per_sample[i].numpy(), alone[0].numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(per_sample[1].numpy(), shared[1].numpy(), rtol=1e-5, atol=1e-6)
+        # the window of state i ≥ k, i < L-k is centred on it: changing a far state leaves it alone
+        if length >= 7:
+            y = x.clone()
+            y[:, -1] += 10.0
+            changed = (model(y, torch.tensor(0.4)) - shared).abs().amax((0, 2))
+            assert changed[: length - 3].max() < 1e-6 and changed[-1] > 0
+        # chunking the windows changes nothing
+        model.max_windows = 4
+        np.testing.assert_allclose(model(x, times).numpy(), per_sample.numpy(), rtol=1e-5, atol=1e-6)
+        model.max_windows = None
+    with pytest.raises(ValueError, match="2k\\+1"):
+        model(torch.randn(2, 4, 3), torch.tensor(0.5))
+
+
+def test_window_batches_are_consecutive_states():
+    data = torch.arange(3 * 10, dtype=torch.float32).view(3, 10, 1)
+    w = window_batches(data, 2, 50, torch.Generator().manual_seed(0))
+    assert w.shape == (50, 5, 1)
+    assert torch.equal(w[:, 1:] - w[:, :-1], torch.ones(50, 4, 1))
+
+
+# ------------------------------------------------------------------------------------------
+# training
+# ------------------------------------------------------------------------------------------
+
+
+def test_train_model_returns_a_model_and_finite_history(trained, lorenz63):
+    model, history, seen = trained
+    assert isinstance(model, LocalScoreModel) and model.k == 2 and model.state_shape == (3,)
+    assert history["step"] == list(range(1, 31))
+    assert all(math.isfinite(v) for v in history["train"])
+    vals = [v for v in history["val"] if v is not None]
+    assert len(vals) == 3 and all(math.isfinite(v) and v > 0 for v in vals)     # steps 10, 20, 30
+    assert history["stopped"] is False and history["seconds"] > 0
+    assert [s[0] for s in seen] == history["step"] and seen[-1][1] == 30
+    info = model.training_info
+    assert info["steps_done"] == 30 and info["arch"] == ARCH and info["trajectories"] == [8, 64, 3]
+    assert model.system == lorenz63.config()
+    np.testing.assert_allclose(model.mean.numpy(), [0.0, 0.0, 25.0])
+    np.testing.assert_allclose(model.scale.numpy(), [8.0, 9.0, 8.6], rtol=1e-6)
+    with torch.no_grad():
+        out = model(torch.randn(2, 9, 3), torch.tensor(0.5))
+    assert out.shape == (2, 9, 3) and torch.isfinite(out).all()
+
+
+def test_training_reduces_the_loss(trained):
+    history = trained[1]
+    # an untrained ε-network predicts ≈ 0, a loss of ≈ 1; even 30 small steps beat that
+    assert history["train"][-1] < history["train"][0]
+    vals = [v for v in history["val"] if v is not None]
+    assert vals[-1] < vals[0]
+
+
+@pytest.mark.parametrize("bad,match", [
+    ("nan", "NaN"),
+    ("shape", "trajectories must have shape"),
+    ("ndim", "trajectories must have shape"),
+    ("short", "shorter than a window"),
+])
+def test_train_model_rejects_bad_trajectories(lorenz63, data, bad, match):
+    x = data.clone()
+    if bad == "nan":
+        x[2, 5, 1] = float("nan")
+    elif bad == "shape":
+        x = x[..., :2]
+    elif bad == "ndim":
+        x = x[0]
+    elif bad == "short":
+        x = x[:, :4]
+    with pytest.raises(ValueError, match=match):
+        train_model(lorenz63, x, _config(steps=2))
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory, lorenz63, data):
+    """Training stopped after 15 of 30 steps (checkpoint every 10), then resumed to the end."""
+    path = tmp_path_factory.mktemp("resume") / "resumable.pt"
+    calls = [0]
+
+    def stop_after_15():
+        calls[0] += 1
+        return calls[0] > 15
+
+    _, history = train_model(lorenz63, data, _config(save_every=10), should_stop=stop_after_15, checkpoint_path=path)
+    saved = read_checkpoint(path)
+    model, history2 = train_model(lorenz63, data, _config(save_every=10), checkpoint_path=path, resume_from=path)
+    return history, saved, model, history2, read_checkpoint(path)
+
+
+def test_training_can_be_stopped_and_resumed(resumed, trained):
+    history, saved, model, history2, _ = resumed
+    assert history["stopped"] is True and history["step"][-1] == 15
+    assert saved["train_state"]["step"] == 15
+    assert saved["training"]["steps_done"] == 15
+    assert history2["step"] == list(range(1, 31))                # continues at 16, no step twice
+    assert model.training_info["steps_done"] == 30
+    # the resumed run started from the saved weights and optimiser: it is a trained model, and its
+    # last steps drew other batches than the uninterrupted run (the generator is reseeded at 15)
+    uninterrupted = trained[0]
+    diff = sum((a - b).abs().sum().item() for a, b in zip(model.net.parameters(), uninterrupted.net.parameters()))
+    assert diff > 0
+    assert abs(history2["train"][-1] - trained[1]["train"][-1]) < 0.5 * trained[1]["train"][-1]
+
+
+def test_a_resumed_run_that_finishes_is_final(resumed):
+    _, _, _, history2, final = resumed
+    assert history2["stopped"] is False
+    assert "train_state" not in final and final["training"]["steps_done"] == 30
+
+
+def test_resume_needs_a_resumable_checkpoint(tmp_path, trained, lorenz63, data):
+    path = tmp_path / "final.pt"
+    save_checkpoint(trained[0], path)
+    with pytest.raises(CheckpointError, match="cannot resume"):
+        train_model(lorenz63, data, _config(), resume_from=path)
+
+
+# ------------------------------------------------------------------------------------------
+# checkpoints
+# ------------------------------------------------------------------------------------------
+
+
+def _outputs(model, seed=0):
+    x = torch.randn(3, 11, 3, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return model(x, torch.tensor([0.2, 0.5, 0.8])).numpy()
+
+
+def test_checkpoint_round_trip(tmp_path, trained):
+    model = trained[0]
+    path = tmp_path / "sub" / "model.pt"
+    save_checkpoint(model, path, training=model.training_info)
+    back = load_checkpoint(path)
+    np.testing.assert_array_equal(_outputs(back), _outputs(model))
+    assert back.k == model.k and back.state_shape == model.state_shape and back.arch == model.arch
+    assert back.system == model.system and back.schedule.eta == model.schedule.eta
+    np.testing.assert_array_equal(back.mean.numpy(), model.mean.numpy())
+    np.testing.assert_array_equal(back.scale.numpy(), model.scale.numpy())
+    assert back.training_info["steps_done"] == 30
+    assert not back.training                                     # ready for inference
+    raw = read_checkpoint(path)
+    assert raw["format"] == FORMAT and raw["k"] == 2 and raw["state_shape"] == [3]
+    assert not list(tmp_path.glob("sub/*.tmp"))                   # written atomically
+
+
+def test_half_precision_checkpoint_is_close_and_smaller(tmp_path, trained):
+    model = trained[0]
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    save_checkpoint(model, full)
+    save_checkpoint(model, half, half=True)
+    assert half.stat().st_size < full.stat().st_size
+    assert all(v.dtype == torch.float16 for v in read_checkpoint(half)["weights"].values() if v.is_floating_point())
+    a, b = _outputs(model), _outputs(load_checkpoint(half))
+    assert np.abs(a - b).max() < 2e-2 * max(1.0, np.abs(a).max())
+    assert not np.array_equal(a, b)
+
+
+def test_check_model_for_system(tmp_path, trained):
+    model = trained[0]
+    path = tmp_path / "m.pt"
+    save_checkpoint(model, path)
+    loaded = load_checkpoint(path)
+    check_model_for_system(loaded, make_system("lorenz63"))
+    with pytest.raises(CheckpointError, match="trained for lorenz63, not for lorenz96"):
+        check_model_for_system(loaded, make_system("lorenz96"))
+    ring = build_model(make_system("lorenz96", n=40), 1, {"name": "ringconv", "width": 4, "depth": 1, "kernel": 3})
+    with pytest.raises(CheckpointError, match="shape"):
+        check_model_for_system(ring, make_system("lorenz96", n=20))
+
+
+def test_bad_checkpoint_files(tmp_path, trained):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "absent.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x80\x02 definitely not a torch file" * 10)
+    with pytest.raises(CheckpointError, match="cannot read model file") as info:
+        load_checkpoint(corrupt)
+    assert "\n" not in str(info.value)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": {}, "k": 2}, other)
+    with pytest.raises(CheckpointError, match="not an SDA Studio model checkpoint"):
+        load_checkpoint(other)
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(CheckpointError, match="not an SDA Studio model checkpoint"):
+        load_checkpoint(tensor)
+    # right format, weights of another architecture
+    good = tmp_path / "good.pt"
+    save_checkpoint(trained[0], good)
+    payload = torch.load(good, weights_only=True)
+    payload["arch"] = {"name": "resmlp", "width": 64, "depth": 1}
+    torch.save(payload, tmp_path / "inconsistent.pt")
+    with pytest.raises(CheckpointError, match="inconsistent"):
+        load_checkpoint(tmp_path / "inconsistent.pt")
+    # a pickled object that weights_only loading refuses
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "obj": object()}, evil)
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(evil)

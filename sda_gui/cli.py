@@ -66,7 +66,14 @@ def cmd_simulate(args):
     system = _system(args.system, _parse_params(args.param))
     device = resolve_device(args.device)
     t0 = time.perf_counter()
-    x = system.simulate(args.trajectories, args.length, seed=args.seed, device=device)
+    shown = [0.0]
+
+    def progress(done, total):
+        if time.perf_counter() - shown[0] > 2 or done == total:
+            shown[0] = time.perf_counter()
+            print(f"state {done}/{total} (burn-in included)", file=sys.stderr, flush=True)
+
+    x = system.simulate(args.trajectories, args.length, seed=args.seed, device=device, progress=progress)
     seconds = time.perf_counter() - t0
     save_trajectories(args.out, x, system, {"seed": args.seed, "seconds": seconds})
     print(f"simulated {tuple(x.shape)} {system.title} states in {seconds:.1f} s -> {args.out}")
@@ -293,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
 
     b = sub.add_parser("bench", help="speed benchmarks (print numbers)")
-    b.add_argument("what", choices=["assimilate", "train", "solver", "gui"])
+    b.add_argument("what", choices=["assimilate", "train", "solver", "case", "gui"],
+                   help="case: the paper's Kolmogorov assimilation case with quality figures")
     b.add_argument("--system", default="lorenz63")
     b.add_argument("--model")
     b.add_argument("--samples", type=int, default=1024)
@@ -320,7 +328,7 @@ def main(argv=None) -> int:
         from sda_gui.core.diffusion.checkpoint import CheckpointError
         from sda_gui.core.observation import ObservationError
 
-        expected = (CliError, ObservationError, CheckpointError, DatasetError, DeviceError, ValueError,
+        expected = (CliError, ObservationError, CheckpointError, DatasetError, DeviceError, ValueError, FloatingPointError,
                     FileNotFoundError, OSError, torch.cuda.OutOfMemoryError)
         try:
             return args.func(args) or 0

@@ -192,10 +192,13 @@ def test_hover_and_mp4_message(window, tmp_path, qtbot):
     ed.show_hover(None)
     from sda_gui.app.export import mp4_available
 
-    if not mp4_available():
-        window.state.set_results(__import__("sda_gui.app.state", fromlist=["Results"]).Results(
-            samples=window.state.truth[None].copy(), observation=window.state.observation(),
-            truth=window.state.truth))
+    window.state.set_results(__import__("sda_gui.app.state", fromlist=["Results"]).Results(
+        samples=window.state.truth[None].copy(), observation=window.state.observation(),
+        truth=window.state.truth))
+    if mp4_available():
+        assert window.export_animation(str(tmp_path / "a.mp4"))
+        assert (tmp_path / "a.mp4").stat().st_size > 1000
+    else:
         assert not window.export_animation(str(tmp_path / "a.mp4"))
         assert "imageio-ffmpeg" in window.last_error
 

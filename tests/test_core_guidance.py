@@ -354,3 +354,16 @@ def test_assimilate_reports_progress_in_physical_units_and_stops_on_request():
     short = Observation(np.ones((3, 1), dtype=bool), np.ones((3, 1)), 0.5)
     with pytest.raises(ObservationError, match="2k\\+1"):
         assimilate(gaussian_model(length=5), short, 4, steps=2)
+
+
+def test_assimilate_reports_a_diverged_sampler():
+    from sda_gui.core.assimilation import SamplingDiverged, assimilate
+
+    class Broken(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.full_like(x, float("nan"))
+
+    model = LocalScoreModel(Broken(), 1, (1,), torch.zeros(1), torch.ones(1))
+    obs = Observation(np.ones((5, 1), dtype=bool), np.zeros((5, 1)), 1.0)
+    with pytest.raises(SamplingDiverged, match="diverged"):
+        assimilate(model, obs, 2, steps=2, corrections=0)

@@ -18,7 +18,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from sda_gui.core.diffusion.checkpoint import check_model_for_system, default_model_path, load_checkpoint
+from sda_gui.core.diffusion.checkpoint import check_model_for_system, load_checkpoint, shipped_model_paths
 
 from .state import AppState, Results
 from .workers import JobRunner
@@ -176,8 +176,7 @@ class AssimilationPanel(QWidget):
         system = self.state.system
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
-        shipped = default_model_path(system.name)
-        if shipped.exists():
+        for shipped in shipped_model_paths(system.name):
             self.model_combo.addItem(f"shipped: {shipped.name}", str(shipped))
         for p in self._extra_models:
             self.model_combo.addItem(Path(p).name, p)

@@ -17,10 +17,14 @@ from .diffusion.local_score import LocalScoreModel
 from .diffusion.sampler import Cancelled, Sampler
 from .observation import Observation, ObservationError
 
-__all__ = ["assimilate", "Cancelled", "available_devices", "resolve_device", "DeviceError"]
+__all__ = ["assimilate", "Cancelled", "available_devices", "resolve_device", "DeviceError", "SamplingDiverged"]
 
 # progress(step, total, estimate (N, L, *s) physical units on the CPU)
 Progress = Callable[[int, int, torch.Tensor], None]
+
+
+class SamplingDiverged(FloatingPointError):
+    """The sampler produced non-finite values (an inaccurate model or too coarse a step)."""
 
 
 class DeviceError(RuntimeError):
@@ -68,6 +72,10 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
         x = state.x
         if progress is not None and (state.step % preview_every == 0 or state.step == state.total):
             progress(state.step, state.total, model.denormalize(state.estimate).float().cpu())
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+        raise SamplingDiverged(f"sampling diverged: {bad} of {n_samples} samples hold NaN or infinity; "
+                               f"try more steps, fewer corrections or a smaller τ, or another model")
     return model.denormalize(x).float().cpu()
 
 

@@ -19,6 +19,7 @@ from .networks import build_network
 from .schedule import VPSchedule
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "build_model", "default_model_path",
+           "shipped_model_paths",
            "check_model_for_system", "FORMAT"]
 
 FORMAT = "sda-studio-checkpoint/1"
@@ -31,6 +32,13 @@ class CheckpointError(ValueError):
 
 def default_model_path(system_name: str) -> Path:
     return RESOURCES / f"{system_name}.pt"
+
+
+def shipped_model_paths(system_name: str) -> list[Path]:
+    """The default model of a system first, then its variants ``<name>_*.pt``."""
+    default = default_model_path(system_name)
+    variants = sorted(RESOURCES.glob(f"{system_name}_*.pt"))
+    return ([default] if default.exists() else []) + variants
 
 
 def build_model(system, k: int, arch: dict, schedule: Optional[VPSchedule] = None) -> LocalScoreModel:

@@ -62,3 +62,14 @@ def window(qtbot, settings_path, tiny_model_path):
     # nothing may outlive the window: every worker thread has ended
     runners = (w.assimilation_panel.runner, w.system_panel.runner, w.training_panel.runner)
     assert not any(r.running for r in runners)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors on a shared 2-core machine: one intra-op thread is several times faster."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,13 +13,7 @@ from sda_gui.core.observation import Observation
 from sda_gui.core.systems import make_system
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors on a shared 2-core machine: one intra-op thread is several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _direct_posterior(F, Q, m0, P0, obs):

@@ -10,13 +10,7 @@ from sda_gui.core.observation import (Coarsen, Identity, Observation, Observatio
                                       every_nth_state_mask, parse_operator, synthesize)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors on a shared 2-core machine: one intra-op thread is several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _close(actual, expected, rtol=1e-5, atol=1e-6):

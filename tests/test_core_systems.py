@@ -12,13 +12,7 @@ from sda_gui.core.datasets import DatasetError, check_trajectories, load_traject
 from sda_gui.core.systems import SYSTEMS, Lorenz63, Lorenz96, make_system
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors on a shared 2-core machine: one intra-op thread is several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -361,3 +361,16 @@ def test_assimilate_reports_a_diverged_sampler():
     obs = Observation(np.ones((5, 1), dtype=bool), np.zeros((5, 1)), 1.0)
     with pytest.raises(SamplingDiverged, match="diverged"):
         assimilate(model, obs, 2, steps=2, corrections=0)
+
+
+def test_assimilate_reports_a_blown_up_sampler():
+    from sda_gui.core.assimilation import SamplingDiverged, assimilate
+
+    class Explosive(torch.nn.Module):
+        def forward(self, x, t):  # a wildly wrong noise estimate: finite but absurd samples
+            return -1e4 * x
+
+    model = LocalScoreModel(Explosive(), 1, (1,), torch.zeros(1), torch.ones(1))
+    obs = Observation(np.ones((5, 1), dtype=bool), np.zeros((5, 1)), 1.0)
+    with pytest.raises(SamplingDiverged, match="beyond 1000"):
+        assimilate(model, obs, 2, steps=4, corrections=0)

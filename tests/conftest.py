@@ -23,10 +23,11 @@ def settings_path(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
-    """A very small Lorenz-96 score model trained for a few steps.
+    """A very small Lorenz-96 score model trained for a few hundred steps.
 
     Its samples are poor, but every code path of the app (worker, progress, preview,
-    results, metrics) runs in a second or two on a CPU.
+    results, metrics) runs in a second or two on a CPU. An untrained network (ε ≈ 0)
+    would blow samples up by 1/μ(1) = 1000, which the engine rightly refuses.
     """
     from sda_gui.core.diffusion.checkpoint import save_checkpoint
     from sda_gui.core.diffusion.training import TrainConfig, train_model
@@ -34,8 +35,8 @@ def tiny_model_path(tmp_path_factory):
 
     system = make_system("lorenz96")
     data = system.simulate(8, 32, seed=123)
-    config = TrainConfig(k=1, arch={"name": "ringconv", "width": 8, "depth": 1, "kernel": 3}, steps=5,
-                         batch_size=16, val_every=5)
+    config = TrainConfig(k=1, arch={"name": "ringconv", "width": 8, "depth": 1, "kernel": 3}, steps=300,
+                         batch_size=64, lr=3e-3, val_every=300)
     model, _ = train_model(system, data, config)
     path = tmp_path_factory.mktemp("models") / "lorenz96-tiny.pt"
     save_checkpoint(model, path, training=model.training_info)

@@ -7,7 +7,6 @@ and the current denoised estimate, stopping on request) and returns samples.
 
 from __future__ import annotations
 
-import time
 from typing import Callable, Optional
 
 import torch
@@ -77,14 +76,3 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
         raise SamplingDiverged(f"sampling diverged: {bad} of {n_samples} samples hold NaN or infinity; "
                                f"try more steps, fewer corrections or a smaller τ, or another model")
     return model.denormalize(x).float().cpu()
-
-
-def timed(fn, *args, **kwargs):
-    """``(result, seconds)``, synchronising CUDA so GPU time is counted."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - t0

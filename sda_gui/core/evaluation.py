@@ -116,6 +116,7 @@ def write_report(rows: list[dict], out_dir, title: str = "Lorenz-63 accuracy (W1
             ax.axhline(floor[0]["median_w1"], color="k", ls="--", label="BPF vs BPF")
         every, std = PROTOCOLS.get(p, ("?", "?"))
         ax.set_title(f"{p}: x every {every} states, σ={std}")
+        ax.set_xticks(sorted({r["C"] for r in prow if r["C"] != ""}))
         ax.set_xlabel("Langevin corrections C")
         ax.set_ylabel("median W1 to BPF posterior")
         ax.set_ylim(bottom=0)

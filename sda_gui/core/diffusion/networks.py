@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .embedding import TimeEmbedding
+from .unet import UNet2d
 
 __all__ = ["ResMLP", "RingConv", "build_network", "NETWORKS"]
 
@@ -89,15 +90,11 @@ class RingConv(nn.Module):
         return self.out(h)
 
 
-NETWORKS: dict[str, type] = {"resmlp": ResMLP, "ringconv": RingConv}
+NETWORKS: dict[str, type] = {"resmlp": ResMLP, "ringconv": RingConv, "unet": UNet2d}
 
 
 def build_network(arch: dict, window: int, state_shape: tuple) -> nn.Module:
     """``arch = {"name": "resmlp", "width": 256, ...}`` → a fresh network."""
-    if arch.get("name") == "unet" and "unet" not in NETWORKS:
-        from .unet import UNet2d
-
-        NETWORKS["unet"] = UNet2d
     kwargs = {k: v for k, v in arch.items() if k != "name"}
     try:
         cls = NETWORKS[arch["name"]]

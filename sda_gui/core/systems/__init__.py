@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from .base import DynamicalSystem
+from .kolmogorov import KolmogorovFlow
 from .lorenz63 import Lorenz63
 from .lorenz96 import Lorenz96
 
-__all__ = ["DynamicalSystem", "Lorenz63", "Lorenz96", "SYSTEMS", "make_system", "register_system"]
+__all__ = ["DynamicalSystem", "KolmogorovFlow", "Lorenz63", "Lorenz96", "SYSTEMS", "make_system", "register_system"]
 
-SYSTEMS: dict[str, type] = {"lorenz63": Lorenz63, "lorenz96": Lorenz96}
+SYSTEMS: dict[str, type] = {"lorenz63": Lorenz63, "lorenz96": Lorenz96, "kolmogorov": KolmogorovFlow}
 
 
 def register_system(cls: type) -> type:
@@ -23,12 +24,3 @@ def make_system(name: str, **params) -> DynamicalSystem:
     except KeyError:
         raise ValueError(f"unknown system '{name}' (known: {', '.join(sorted(SYSTEMS))})") from None
     return cls(**params)
-
-
-try:  # the Kolmogorov flow lives in its own module, written separately
-    from .kolmogorov import KolmogorovFlow  # noqa: F401
-
-    SYSTEMS["kolmogorov"] = KolmogorovFlow
-    __all__.append("KolmogorovFlow")
-except ImportError:
-    pass

@@ -328,8 +328,8 @@ def main(argv=None) -> int:
         from sda_gui.core.diffusion.checkpoint import CheckpointError
         from sda_gui.core.observation import ObservationError
 
-        expected = (CliError, ObservationError, CheckpointError, DatasetError, DeviceError, ValueError, FloatingPointError,
-                    FileNotFoundError, OSError, torch.cuda.OutOfMemoryError)
+        expected = (CliError, ObservationError, CheckpointError, DatasetError, DeviceError, ValueError,
+                    FloatingPointError, FileNotFoundError, OSError, torch.cuda.OutOfMemoryError)
         try:
             return args.func(args) or 0
         except torch.cuda.OutOfMemoryError:

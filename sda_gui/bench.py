@@ -4,6 +4,9 @@
   with ms per step and, on CUDA, peak memory.
 - ``train``: steps per second of training a fresh model on simulated data.
 - ``solver``: simulated time units per second of the Kolmogorov solver.
+- ``case``: the paper's Kolmogorov assimilation case: quality figures, ms per step,
+  FLOPs of a step (``1 + C`` guided calls, counted by ``torch.utils.flop_counter``), the rate reached and,
+  on CUDA, peak memory.
 - ``gui``: animation frames per second and the worst event-loop stall while sampling.
 """
 
@@ -63,6 +66,21 @@ def bench_assimilate(model, system, samples, length, steps, corrections, guidanc
     return rows
 
 
+def guided_call_flops(model, samples: int, length: int, device) -> int:
+    """FLOPs of one guided network call over a whole trajectory batch: forward and backward.
+
+    SDA and DPS guidance cost exactly this per call (MMPS adds its conjugate-gradient
+    products); a sampler step makes ``1 + C`` such calls.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn((samples, length, *model.state_shape), device=device, requires_grad=True)
+    t = torch.tensor(0.5, device=device)
+    with FlopCounterMode(display=False) as counter:
+        model(x, t).square().sum().backward()
+    return int(counter.get_total_flops())
+
+
 def bench_kolmogorov_case(args, device):
     """The paper's Kolmogorov case: every 4th state observed through coarsen:8, σ = 0.1."""
     from sda_gui.cli import load_model_for
@@ -75,17 +93,25 @@ def bench_kolmogorov_case(args, device):
     mask = np.zeros((args.length, 2, size, size), dtype=bool)
     mask[::4] = True
     obs = synthesize(truth.numpy(), mask, 0.1, seed=7, operator="coarsen:8")
+    corrections = int(args.corrections)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    samples = assimilate(model, obs, args.samples, steps=args.steps, corrections=int(args.corrections),
+    samples = assimilate(model, obs, args.samples, steps=args.steps, corrections=corrections,
                          guidance=args.guidance, device=device, preview_every=10 ** 9)
     _sync(device)
     seconds = time.perf_counter() - t0
-    mean = model.mean.cpu().numpy()
-    clim = float(np.sqrt(np.mean((truth.numpy() - mean) ** 2)))
-    print(f"kolmogorov case: L={args.length}, {args.samples} sample(s), {args.steps} steps, C={args.corrections}, "
-          f"simulated at {args.resolution}^2: {seconds:.1f} s ({1000 * seconds / args.steps:.0f} ms/step)")
+    flops = (1 + corrections) * guided_call_flops(model, args.samples, args.length, device)
+    mem = f", peak {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB" if device.type == "cuda" else ""
+    clim = float(np.sqrt(np.mean((truth.numpy() - model.mean.cpu().numpy()) ** 2)))
+    params = sum(p.numel() for p in model.net.parameters())
+    print(f"kolmogorov case: L={args.length}, {args.samples} sample(s), {args.steps} steps, C={corrections}, "
+          f"{args.guidance}, {params / 1e6:.2f} M parameters, truth simulated at {args.resolution}^2")
+    print(f"  time: {seconds:.1f} s ({1000 * seconds / args.steps:.0f} ms/step, {flops / 1e9:.1f} GFLOP/step, "
+          f"{flops * args.steps / seconds / 1e12:.2f} TFLOP/s{mem})")
     print(f"  residual std of A(x) - y: {metrics.residual_std(samples, obs):.3f} (σ_y = 0.1)")
-    print(f"  RMSE of the posterior mean: {metrics.rmse(samples, truth):.3f}; climatology (mean field): {clim:.3f}")
+    print(f"  RMSE of the posterior mean: {metrics.rmse(samples, truth):.3f}; "
+          f"climatology (the data's mean field): {clim:.3f}; spread {metrics.spread(samples):.3f}")
     print(f"  one-step physical residual: samples {metrics.physical_residual(samples, system):.3f}, "
           f"truth {metrics.physical_residual(truth[None], system):.3f}")
 

@@ -84,8 +84,10 @@ def _arch_from_args(args, system):
     from sda_gui.core.diffusion.training import default_arch
 
     arch = default_arch(system)
-    if args.arch:
+    if args.arch and args.arch != arch["name"]:
         arch = {"name": args.arch}
+    if args.precondition is not None:
+        arch["precondition"] = args.precondition
     for key in ("width", "depth", "kernel", "blocks", "emb"):
         value = getattr(args, key, None)
         if value is not None:
@@ -243,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-seed", type=int, default=0)
     t.add_argument("--k", type=int, default=2, help="window half-width: windows of 2k+1 states")
     t.add_argument("--arch", choices=["resmlp", "ringconv", "unet"])
+    t.add_argument("--precondition", action=argparse.BooleanOptionalAction, default=None,
+                   help="the network predicts the clean window (EDM scalings); default: on for the U-Net")
     t.add_argument("--width", type=int)
     t.add_argument("--depth", type=int)
     t.add_argument("--kernel", type=int)

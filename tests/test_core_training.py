@@ -296,3 +296,78 @@ def test_bad_checkpoint_files(tmp_path, trained):
     torch.save({"format": FORMAT, "obj": object()}, evil)
     with pytest.raises(CheckpointError, match="cannot read"):
         load_checkpoint(evil)
+
+
+# ------------------------------------------------------------------------------------------
+# preconditioned (clean-window) networks
+# ------------------------------------------------------------------------------------------
+
+PRECOND = {"name": "resmlp", "width": 32, "depth": 1, "precondition": True, "sigma_data": 0.7}
+
+
+def _randomise(net):
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    return net
+
+
+def test_fresh_preconditioned_network_is_the_gaussian_denoiser():
+    from sda_gui.core.diffusion.schedule import VPSchedule
+
+    net = build_network(PRECOND, 5, (3,))
+    torch.nn.init.zeros_(net.net.out[-1].weight)  # F = 0
+    torch.nn.init.zeros_(net.net.out[-1].bias)
+    schedule = VPSchedule()
+    x = torch.randn(4, 5, 3)
+    for t in (0.02, 0.5, 0.999):
+        mu, sigma = schedule(torch.tensor(t))
+        exact = sigma * x / (mu**2 * 0.7**2 + sigma**2)  # E[ε | x(t)] for data N(0, 0.7²)
+        assert torch.allclose(net(x, torch.full((4,), t)), exact, atol=1e-5)
+
+
+def test_preconditioned_loss_is_the_eps_loss_reweighted():
+    from sda_gui.core.diffusion.schedule import VPSchedule
+
+    net = _randomise(build_network(PRECOND, 5, (3,)))
+    schedule = VPSchedule()
+    x, eps = torch.randn(1, 5, 3), torch.randn(1, 5, 3)
+    for t in (0.05, 0.5, 0.95):
+        tt = torch.full((1,), t)
+        mu, sigma = schedule(tt)
+        c_out = sigma * 0.7 / torch.sqrt(mu**2 * 0.49 + sigma**2)
+        eps_loss = (net(mu * x + sigma * eps, tt) - eps).square().mean()
+        assert torch.allclose(net.dsm_loss(x, tt, eps), eps_loss * (sigma / (mu * c_out)) ** 2, rtol=1e-3)
+    # near t = 1 the ε error vanishes while the clean-window loss stays O(1): the network keeps learning there
+    tt = torch.full((1,), 0.999)
+    mu, sigma = schedule(tt)
+    assert (net(mu * x + sigma * eps, tt) - eps).square().mean() < 1e-4 < net.dsm_loss(x, tt, eps)
+
+
+def test_preconditioned_training_estimates_sigma_data_and_round_trips(tmp_path, lorenz63, data):
+    arch = {k: v for k, v in PRECOND.items() if k != "sigma_data"}
+    model, history = train_model(lorenz63, data, _config(arch=arch, steps=40), checkpoint_path=tmp_path / "p.pt")
+    expected = float(lorenz63.normalize(torch.as_tensor(data)).std())
+    assert model.arch["sigma_data"] == pytest.approx(expected, abs=1e-3)
+    assert history["train"][-1] < history["train"][0]
+    loaded = load_checkpoint(tmp_path / "p.pt")
+    x, t = torch.randn(2, 9, 3), torch.tensor(0.4)
+    assert torch.allclose(loaded(x, t), model(x, t), atol=1e-6)
+    x_hat, _ = loaded.denoise(x, torch.tensor(0.999))
+    assert x_hat.abs().max() < 10  # bounded at high noise without any clipping
+
+
+def test_default_unet_is_preconditioned():
+    assert default_arch(make_system("kolmogorov", resolution=64, size=32)).get("precondition") is True
+
+
+def test_guided_call_flops_scale_with_the_work(trained):
+    from sda_gui.bench import guided_call_flops
+
+    model = trained[0]
+    one = guided_call_flops(model, 4, 16, "cpu")
+    assert one > 0
+    # 16 states make 12 windows of 5, 28 states make 24: twice the network work
+    assert guided_call_flops(model, 4, 28, "cpu") == pytest.approx(2 * one, rel=0.05)
+    assert guided_call_flops(model, 8, 16, "cpu") == pytest.approx(2 * one, rel=0.05)

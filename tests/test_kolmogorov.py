@@ -216,3 +216,37 @@ def test_unet_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = net(x, torch.rand(2))
     assert y.shape == x.shape and y.dtype == x.dtype and torch.isfinite(y).all()
+
+
+def _mirror(x, n):
+    m = x.flip(-2).roll(n // 8, dims=-1).clone()
+    m[..., 0, :, :] = -m[..., 0, :, :]
+    return m
+
+
+def test_augmentation_symmetries_commute_with_the_dynamics():
+    system = KolmogorovFlow(resolution=64, size=32)
+    x = system.prior(3, torch.Generator().manual_seed(0))
+    for _ in range(3):
+        x = system.transition(x)
+    after = system.transition(x)
+    scale = (after - x).abs().max()
+    # the mirror x → −x, u → −u needs the quarter-period shift along y; without it, it is no symmetry
+    assert (_mirror(after, 32) - system.transition(_mirror(x, 32))).abs().max() < 1e-4 * scale
+    plain = after.flip(-2).clone()
+    plain[:, 0] = -plain[:, 0]
+    assert (plain - system.transition(x.flip(-2) * torch.tensor([-1.0, 1.0])[:, None, None])).abs().max() > 0.1 * scale
+    assert (after.roll(5, dims=-2) - system.transition(x.roll(5, dims=-2))).abs().max() < 1e-4 * scale
+
+
+def test_augment_applies_one_symmetry_per_window():
+    system = KolmogorovFlow(resolution=64, size=32)
+    x = torch.randn(64, 5, 2, 32, 32, generator=torch.Generator().manual_seed(1))
+    out = system.augment(x.clone(), torch.Generator().manual_seed(2))
+    mirrored = 0
+    for a, b in zip(x, out):
+        found = [m for m in (False, True) for s in range(32)
+                 if torch.equal((_mirror(a, 32) if m else a).roll(s, dims=-2), b)]
+        assert len(found) == 1
+        mirrored += found[0]
+    assert 10 < mirrored < 54  # about half the windows are mirrored

@@ -43,7 +43,8 @@ def shipped_model_paths(system_name: str) -> list[Path]:
 
 def build_model(system, k: int, arch: dict, schedule: Optional[VPSchedule] = None) -> LocalScoreModel:
     mean, scale = system.normalization()
-    net = build_network(arch, 2 * k + 1, system.state_shape)
+    schedule = schedule or VPSchedule()
+    net = build_network(arch, 2 * k + 1, system.state_shape, schedule)
     return LocalScoreModel(net, k, system.state_shape, mean, scale, schedule, system.config(), dict(arch))
 
 
@@ -89,10 +90,11 @@ def load_checkpoint(path, device="cpu") -> LocalScoreModel:
     try:
         state_shape = tuple(data["state_shape"])
         k = int(data["k"])
-        net = build_network(data["arch"], 2 * k + 1, state_shape)
+        schedule = VPSchedule(data["schedule"].get("eta", 1e-3))
+        net = build_network(data["arch"], 2 * k + 1, state_shape, schedule)
         net.load_state_dict({n: v.float() if v.is_floating_point() else v for n, v in data["weights"].items()})
         model = LocalScoreModel(net, k, state_shape, data["normalization"]["mean"], data["normalization"]["scale"],
-                                VPSchedule(data["schedule"].get("eta", 1e-3)), data["system"], data["arch"])
+                                schedule, data["system"], data["arch"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise CheckpointError(f"model file {Path(path).name} is inconsistent: {str(exc).splitlines()[0]}") from None
     model.training_info = data.get("training", {})

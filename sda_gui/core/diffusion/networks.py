@@ -8,6 +8,10 @@ rebuilds one from the ``arch`` dict stored in a checkpoint.
 - ``RingConv``: 1-D convolutions with circular padding along a ring of variables
   (Lorenz-96); the window's states are the channels, so any ring size works.
 - ``UNet2d`` (``unet.py``): 2-D fields (Kolmogorov flow).
+
+``arch["precondition"] = True`` wraps the network so that it predicts the clean
+window and the wrapper returns ``ε`` (``preconditioning.py``); ``arch["sigma_data"]``
+is the data's standard deviation it assumes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import torch
 from torch import nn
 
 from .embedding import TimeEmbedding
+from .preconditioning import Preconditioned
+from .schedule import VPSchedule
 from .unet import UNet2d
 
 __all__ = ["ResMLP", "RingConv", "build_network", "NETWORKS"]
@@ -93,11 +99,17 @@ class RingConv(nn.Module):
 NETWORKS: dict[str, type] = {"resmlp": ResMLP, "ringconv": RingConv, "unet": UNet2d}
 
 
-def build_network(arch: dict, window: int, state_shape: tuple) -> nn.Module:
+_WRAPPER_KEYS = ("name", "precondition", "sigma_data")
+
+
+def build_network(arch: dict, window: int, state_shape: tuple, schedule: VPSchedule | None = None) -> nn.Module:
     """``arch = {"name": "resmlp", "width": 256, ...}`` → a fresh network."""
-    kwargs = {k: v for k, v in arch.items() if k != "name"}
+    kwargs = {k: v for k, v in arch.items() if k not in _WRAPPER_KEYS}
     try:
         cls = NETWORKS[arch["name"]]
     except KeyError:
         raise ValueError(f"unknown network architecture {arch.get('name')!r}") from None
-    return cls(window=window, state_shape=tuple(state_shape), **kwargs)
+    net = cls(window=window, state_shape=tuple(state_shape), **kwargs)
+    if arch.get("precondition"):
+        net = Preconditioned(net, schedule or VPSchedule(), float(arch.get("sigma_data", 1.0)))
+    return net

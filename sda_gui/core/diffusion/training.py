@@ -3,7 +3,9 @@
     t ~ U(0, 1),   x(t) = μ(t) x_W + σ(t) ε,   loss = ‖ε_φ(x(t), t) − ε‖²
 
 ``x_W`` are windows of ``2k+1`` consecutive states cut at random from the
-(normalised) training trajectories. AdamW with a linear learning-rate decay to
+(normalised) training trajectories, passed through the system's ``augment``
+(its exact symmetries, if it declares any). A network that predicts the clean
+window (``arch["precondition"]``) has its own loss, ``Preconditioned.dsm_loss``. AdamW with a linear learning-rate decay to
 zero; a validation loss on held-out trajectories with fixed windows, times and
 noise, so it is comparable from one report to the next. Training can be
 resumed from a checkpoint that carries ``train_state``.
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint
+from .preconditioning import Preconditioned
 
 __all__ = ["TrainConfig", "train_model", "default_arch", "window_batches"]
 
@@ -31,7 +34,7 @@ def default_arch(system) -> dict:
     """The network family that suits a system's state shape."""
     ndim = len(system.state_shape)
     if ndim == 3:
-        return {"name": "unet", "channels": [32, 64, 128], "blocks": 2}
+        return {"name": "unet", "channels": [32, 64, 128], "blocks": 2, "precondition": True}
     if ndim == 1 and system.state_shape[0] > 8:
         return {"name": "ringconv", "width": 64, "depth": 4, "kernel": 5}
     return {"name": "resmlp", "width": 256, "depth": 5}
@@ -68,6 +71,8 @@ def window_batches(data: torch.Tensor, k: int, batch: int, gen: torch.Generator)
 def _dsm_loss(net, schedule, x, gen, amp):
     t = torch.rand(x.shape[0], generator=gen, device=x.device)
     eps = torch.randn(x.shape, generator=gen, device=x.device)
+    if isinstance(net, Preconditioned):
+        return net.dsm_loss(x, t, eps, amp)
     shape = (-1,) + (1,) * (x.ndim - 1)
     mu, sigma = schedule(t.view(shape))
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
@@ -94,10 +99,14 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
     w = 2 * config.k + 1
     if data.shape[1] < w:
         raise ValueError(f"trajectories of {data.shape[1]} states are shorter than a window of {w}")
-    arch = config.arch or default_arch(system)
+    arch = dict(config.arch or default_arch(system))
+    if arch.get("precondition") and "sigma_data" not in arch:
+        # the preconditioning's Gaussian part should match the data it will denoise
+        arch["sigma_data"] = round(float(system.normalize(data).std()), 4)
     config.arch = arch
     model = build_model(system, config.k, arch).to(device)
     data = model.normalize(data.to(device))
+    augment = getattr(system, "augment", None)
 
     n_val = int(round(config.val_fraction * data.shape[0])) if data.shape[0] > 1 else 0
     train_data, val_data = data[: data.shape[0] - n_val], data[data.shape[0] - n_val:]
@@ -120,7 +129,13 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         history = dict(saved["train_state"]["history"], stopped=False)
         gen.manual_seed(config.seed + start_step)
 
-    fwd = torch.compile(net) if config.compile else net
+    fwd = net
+    if config.compile:
+        if isinstance(net, Preconditioned):
+            # compile the inner network's forward so the state-dict names stay as they are
+            net.net.forward = torch.compile(net.net.forward)
+        else:
+            fwd = torch.compile(net)
     val_batch = None
     if n_val:
         vgen = torch.Generator(device=device).manual_seed(12345)
@@ -159,7 +174,10 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
             history["stopped"] = True
             step -= 1
             break
-        loss = _dsm_loss(fwd, model.schedule, window_batches(train_data, config.k, config.batch_size, gen), gen, config.amp)
+        batch = window_batches(train_data, config.k, config.batch_size, gen)
+        if augment is not None:
+            batch = augment(batch, gen)
+        loss = _dsm_loss(fwd, model.schedule, batch, gen, config.amp)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -107,6 +107,14 @@ class DynamicalSystem(ABC):
                 progress(burn + i + 1, total)
         return out
 
+    def augment(self, windows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Windows ``(B, W, *state_shape)`` mapped by random exact symmetries of the dynamics.
+
+        Training uses it to see more of the attractor than the data holds; the
+        windows are in normalised units. None by default.
+        """
+        return windows
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         mean, scale = (v.to(x) for v in self.normalization())
         return (x - mean) / scale

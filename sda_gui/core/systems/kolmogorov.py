@@ -384,6 +384,31 @@ class KolmogorovFlow(DynamicalSystem):
         gen = torch.Generator(device=device).manual_seed(int(seed))
         return self._run(n, length, gen, device, progress, should_stop)
 
+    def augment(self, windows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Random symmetries of the forced flow, each applied to a whole window.
+
+        A circular shift along ``x`` (any number of pixels), and with probability
+        1/2 the mirror ``x → −x`` with ``u → −u`` combined with a shift of a
+        quarter forcing period along ``y`` (``size/8`` pixels), which turns
+        ``sin(4y)`` into ``−sin(4y)`` as the mirrored ``u`` needs. Both map
+        solutions onto solutions (``tests/test_kolmogorov.py`` checks it against
+        ``transition``); the normalisation is a pure scale, so they hold in
+        normalised units too.
+        """
+        b, n = windows.shape[0], self.size
+        device = windows.device
+        shift = torch.randint(0, n, (b,), generator=generator, device=device)
+        rows = (torch.arange(n, device=device) + shift[:, None]) % n
+        index = rows.view(b, *(1,) * (windows.ndim - 3), n, 1).expand_as(windows)
+        out = windows.gather(-2, index)
+        if n % 8 == 0:
+            mirror = torch.rand(b, generator=generator, device=device) < 0.5
+            if mirror.any():
+                m = out[mirror].flip(-2).roll(n // 8, dims=-1)
+                m[..., 0, :, :] = -m[..., 0, :, :]
+                out[mirror] = m
+        return out
+
     def transition(self, x, generator: Optional[torch.Generator] = None):
         """One ``dt`` from coarse velocity states ``(n, 2, size, size)`` (approximate).
 

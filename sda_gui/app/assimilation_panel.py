@@ -335,7 +335,7 @@ class AssimilationPanel(QWidget):
             return False
         settings = self.sampler_settings()
         self._run_settings = {**settings, "model": self.state.model_path or "", "obs_std": self.state.obs_std,
-                              "obs_seed": self.state.obs_seed}
+                              "obs_seed": self.state.obs_seed, "operator": obs.operator or "identity"}
         self._run_obs = obs
         self._run_truth = None if self.state.truth is None else self.state.truth.copy()
         want_preview = self.preview_check.isChecked()
@@ -359,7 +359,8 @@ class AssimilationPanel(QWidget):
             return samples, metrics
 
         self.show_error("")
-        blank = np.full((1, *obs.mask.shape), np.nan, dtype=np.float32)
+        # samples live on the state grid even when the observations are coarse
+        blank = np.full((1, obs.length, *self.state.state_shape), np.nan, dtype=np.float32)
         self.runStarting.emit(Results(samples=blank, observation=obs, truth=self._run_truth,
                                       settings={"step": 0, "total": settings["steps"]}, preview=True))
         self._t0 = time.perf_counter()

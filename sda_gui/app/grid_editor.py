@@ -8,6 +8,11 @@ and get a dark frame; unobserved ones are washed out.
 Left-drag paints with the current tool, right-drag pans, the wheel zooms. Every tool
 is also a method (``paint_cell``, ``rectangle``, ``random_pattern``, …) so tests and
 scripts do exactly what a click does.
+
+*Observe through* picks the observation operator: directly, block means
+(``coarsen ×n``) or every n-th point (``subsample ×n``). With an operator the grid
+shows the operator applied to the truth and its cells are the observed values, so
+every tool paints coarse cells.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+                               QSizePolicy, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from sda_gui.core.observation import Observation
 
+from . import operators as ops
 from .plotting import lut, mask_overlay, robust_levels
 from .state import AppState
 
@@ -107,8 +113,13 @@ class GridEditor(QWidget):
         self.plot.addItem(self.rect_preview)
         self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get("CET-D1"), interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
+        # pyqtgraph sizes the bar's axis for its numbers only: make room for the label saying
+        # which field (and which block mean of it) the colours show
+        self.colorbar.axis.setWidth(64)
         self.plot.getViewBox().setMouseEnabled(x=True, y=True)
         self.hover_label = QLabel(HINT)
+        # a long hover line is cut, never allowed to widen the window
+        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.time_slider = QSlider(Qt.Orientation.Horizontal)
         self.time_slider.setToolTip("Time step shown (2-D fields)")
         self.time_label = QLabel()
@@ -132,6 +143,22 @@ class GridEditor(QWidget):
         left.addWidget(self.plot_widget, 1)
         left.addWidget(self.time_row)
         left.addWidget(self.hover_label)
+
+        # --- what is observed
+        op_box = QGroupBox("Observe through")
+        op_form = QFormLayout(op_box)
+        self.operator_combo = QComboBox()
+        for kind, label in ops.KINDS.items():
+            self.operator_combo.addItem(label, kind)
+        self.operator_combo.setToolTip("The observation operator A: what one observed value measures")
+        self.factor_combo = QComboBox()
+        self.factor_combo.setToolTip("Block size (coarsen) or step (subsample), in grid points")
+        self.operator_label = QLabel()
+        self.operator_label.setWordWrap(True)
+        op_form.addRow(self.operator_combo)
+        op_form.addRow("n =", self.factor_combo)
+        op_form.addRow(self.operator_label)
+        self.operator_box = op_box
 
         # --- tools
         tools_box = QGroupBox("Paint")
@@ -250,7 +277,7 @@ class GridEditor(QWidget):
         tools = QWidget()
         tl = QVBoxLayout(tools)
         tl.setContentsMargins(0, 0, 0, 0)
-        for w in (tools_box, pattern_box, obs_box, self.error):
+        for w in (op_box, tools_box, pattern_box, obs_box, self.error):
             tl.addWidget(w)
         tl.addStretch(1)
         scroll = QScrollArea()
@@ -280,11 +307,14 @@ class GridEditor(QWidget):
         self.time_slider.valueChanged.connect(self.set_time)
         self.display_combo.currentIndexChanged.connect(lambda _: self.refresh_image())
         self.channel_combo.currentIndexChanged.connect(lambda _: self.refresh_overlay())
+        self.operator_combo.activated.connect(lambda _: self._operator_chosen())
+        self.factor_combo.activated.connect(lambda _: self._operator_chosen())
         for key, tool in (("B", "brush"), ("E", "eraser"), ("R", "rectangle")):
             QShortcut(QKeySequence(key), self, activated=lambda t=tool: self.set_tool(t))
         QShortcut(QKeySequence.StandardKey.Undo, self, activated=self.undo)
         QShortcut(QKeySequence.StandardKey.Redo, self, activated=self.redo)
         state.patternChanged.connect(self.refresh_overlay)
+        state.operatorChanged.connect(self.rebuild)
         state.truthChanged.connect(self.rebuild)
         state.systemChanged.connect(self.rebuild)
         state.observationsChanged.connect(self.refresh_labels)
@@ -307,11 +337,12 @@ class GridEditor(QWidget):
         return lead
 
     def grid_shape(self) -> tuple[int, int]:
-        """(columns, rows) of the displayed grid."""
+        """(columns, rows) of the displayed grid: the operator's output cells."""
+        grid = self.state.observed_grid
         if self.is_field:
-            nx, ny = self.state.state_shape[-2:]   # fields are indexed [..., x, y]
+            nx, ny = grid[-2:]   # fields are indexed [..., x, y]
             return nx, ny
-        return self.state.length, self.state.state_shape[0]
+        return self.state.length, grid[0]
 
     def cell_at(self, pos: QPointF, clamp: bool = False) -> Optional[tuple[int, int]]:
         """Image position → (column, row) cell, or None outside (clamped to the grid if asked)."""
@@ -325,6 +356,8 @@ class GridEditor(QWidget):
 
     def cell_center_in_view(self, col: int, row: int):
         """Widget coordinates (of ``plot_widget.viewport()``) of a cell's centre: for tests."""
+        # a new grid's view range is applied at the next paint; a test may click before it
+        self.plot.getViewBox().updateMatrix()
         scene = self.image.mapToScene(QPointF(col + 0.5, row + 0.5))
         return self.plot_widget.mapFromScene(scene)
 
@@ -346,11 +379,13 @@ class GridEditor(QWidget):
         self.channel_combo.blockSignals(True)
         self.channel_combo.clear()
         names = st.system.variable_names
+        spec = st.operator
         if self.is_field:
-            self.plot.setLabel("bottom", "x (grid cell)")
-            self.plot.setLabel("left", "y (grid cell)")
-            self.plot.getAxis("left").setTicks(None)
-            self.every_space_label.setText("every m pixels")
+            self.plot.setLabel("bottom", _field_axis_label(spec, "x"))
+            self.plot.setLabel("left", _field_axis_label(spec, "y"))
+            for axis, n in (("bottom", cols), ("left", rows)):
+                self._set_pixel_ticks(self.plot.getAxis(axis), spec, n)
+            self.every_space_label.setText("every m cells" if spec else "every m pixels")
             has_vort = _vorticity_fn(st.system) is not None
             if has_vort:
                 self.display_combo.addItem("vorticity", "vorticity")
@@ -363,9 +398,12 @@ class GridEditor(QWidget):
             dt = st.system.dt
             self.plot.setLabel("bottom", f"time step (Δt = {dt:g})")
             self.plot.setLabel("left", "variable j" if len(names) > 4 else "variable")
-            self.every_space_label.setText("every m variables")
+            self.every_space_label.setText("every m cells" if spec else "every m variables")
+            self.plot.getAxis("bottom").setTicks(None)
             left = self.plot.getAxis("left")
-            if len(names) <= 8:
+            if spec:
+                self._set_block_ticks(left, spec, rows)
+            elif len(names) <= 8:
                 left.setTicks([[(i + 0.5, n) for i, n in enumerate(names)]])
             else:
                 # 0-based j, as on the results plots
@@ -373,8 +411,14 @@ class GridEditor(QWidget):
                 left.setTicks([[(i + 0.5, str(i)) for i in range(0, len(names), step)], []])
         self.display_combo.blockSignals(False)
         self.channel_combo.blockSignals(False)
-        what = "truth at the chosen time" if self.is_field else "truth"
-        self.plot.setTitle(f"{st.system.title} {what}: framed cells are observed", size="10pt")
+        # short titles: a title wider than the view widens the plot and cuts off the colour bar
+        title = f"{st.system.title} {'truth at the chosen time' if self.is_field else 'truth'}"
+        if ops.kind_of(spec) == "coarsen":
+            title = f"{st.system.title}: block means ×{ops.factor_of(spec)} of the truth"
+        elif ops.kind_of(spec) == "subsample":
+            title = f"{st.system.title}: truth at every {ops.ordinal(ops.factor_of(spec))} point"
+        self.plot.setTitle(f"{title}: framed cells are observed", size="10pt")
+        self._sync_operator_controls()
         self.image.setRect(QRectF(0, 0, cols, rows))
         self.overlay.setRect(QRectF(0, 0, cols, rows))
         self.refresh_image(levels=True)
@@ -388,34 +432,65 @@ class GridEditor(QWidget):
         self.obs_seed_spin.setValue(st.obs_seed)
         self.obs_seed_spin.blockSignals(False)
 
+    @staticmethod
+    def _set_pixel_ticks(axis, spec: Optional[str], n: int):
+        """Coarse cells keep pixel coordinates on the axes: cell i starts at pixel i·factor."""
+        if not spec:
+            axis.setTicks(None)
+            return
+        f, step = ops.factor_of(spec), max(1, n // 8)
+        axis.setTicks([[(i, str(i * f)) for i in range(0, n + 1, step)], []])
+
+    @staticmethod
+    def _set_block_ticks(axis, spec: str, rows: int):
+        """Row ticks of a coarse 1-D grid name the variables each row reads (``j 0–1``)."""
+        step = max(1, rows // 8)
+        ticks = []
+        for i in range(0, rows, step):
+            lo, hi = ops.cell_extent(spec, i)
+            ticks.append((i + 0.5, f"{lo}" if lo == hi else f"{lo}–{hi}"))
+        axis.setTicks([ticks, []])
+
     def _display_data(self) -> Optional[np.ndarray]:
+        """The image under the pattern: the operator applied to the truth (what is observed)."""
         st = self.state
-        if st.truth is None:
+        observed = st.observed_truth()
+        if observed is None:
             return None
         if not self.is_field:
-            return st.truth.T  # rows = variables, columns = time
+            return observed.T  # rows = variables (or blocks of them), columns = time
         key = self.display_combo.currentData()
-        frame = st.truth[self.time_index]
         if key == "vorticity":
-            fn = _vorticity_fn(st.system)
-            return np.asarray(fn(frame)).T
-        return frame[int(key or 0)].T  # [x, y] → image rows are y
+            # the block mean (or samples) of the fine vorticity: what the eye reads as the flow
+            w = np.asarray(_vorticity_fn(st.system)(st.truth[self.time_index]), dtype=np.float32)
+            return ops.apply(w[None], st.operator, 3)[0].T
+        return observed[self.time_index][int(key or 0)].T  # [x, y] → image rows are y
 
     def refresh_image(self, levels: bool = True):
         data = self._display_data()
         cols, rows = self.grid_shape()
-        if data is None:
+        if data is None or data.shape != (rows, cols):
             data = np.zeros((rows, cols), dtype=np.float32)
         if levels or not hasattr(self, "_levels"):
-            full = self.state.truth if self.state.truth is not None else data
+            observed = self.state.observed_truth()
+            full = observed if observed is not None else data
             if self.is_field and self.display_combo.currentData() == "vorticity":
                 full = data
             self._levels = robust_levels(np.asarray(full))
         self.image.setImage(np.asarray(data, dtype=np.float32), autoLevels=False, levels=self._levels)
         self.image.setRect(QRectF(0, 0, cols, rows))
         self.colorbar.setLevels(self._levels)
-        label = "truth (model units)" if not self.is_field else f"truth: {self.display_combo.currentText()}"
-        self.colorbar.axis.setLabel(label)
+        shown = "truth" if not self.is_field else self.display_combo.currentText()
+        kind = ops.kind_of(self.state.operator)
+        if kind == "coarsen":
+            shown = f"block mean of {shown}"
+        elif kind == "subsample":
+            shown = f"sampled {shown}"
+        if not self.is_field:
+            shown = f"{shown} (model units)"
+        elif kind == "identity":
+            shown = f"truth: {shown}"
+        self.colorbar.axis.setLabel(shown)
 
     def _mask2d(self) -> np.ndarray:
         m = self.state.mask
@@ -432,8 +507,10 @@ class GridEditor(QWidget):
         cols, rows = self.grid_shape()
         # the plot is drawn roughly square, so a cell's height/width ratio is about cols/rows
         ratio = np.clip(cols / max(rows, 1), 1 / 16, 16)
-        sx = OVERLAY_SCALE * max(1.0, 1 / ratio)
-        sy = OVERLAY_SCALE * max(1.0, ratio)
+        # few big cells (a coarse grid) get a finer overlay, so their frames stay thin lines
+        base = max(OVERLAY_SCALE, min(32, 256 // max(cols, rows, 1)))
+        sx = base * max(1.0, 1 / ratio)
+        sy = base * max(1.0, ratio)
         self.overlay.setImage(mask_overlay(self._mask2d(), int(sx), int(sy)), autoLevels=False, levels=(0, 255))
         self.overlay.setRect(QRectF(0, 0, cols, rows))
         self.refresh_labels()
@@ -464,26 +541,42 @@ class GridEditor(QWidget):
             return
         st = self.state
         c, r = cell
+        spec = st.operator
         if self.is_field:
             t = self.time_index
             where = f"time step {t} · pixel (x={c}, y={r})"
-            lead = self._lead()
-            chan = lead[0] if lead and isinstance(lead[0], int) else 0
-            full_idx = (t, chan, c, r) if len(st.state_shape) == 3 else (t, c, r)
+            if spec:
+                where = f"time step {t} · cell (x={c}, y={r}): pixels x {_span(spec, c)}, y {_span(spec, r)}"
+            entries = self._field_entries(t, c, r)
         else:
             t, v = c, r
             names = st.system.variable_names
             var = names[v] if len(names) <= 8 else f"variable j = {v}"
+            if spec:
+                var = f"cell {v}: variables j = {_span(spec, v)}"
             where = f"time step {t} (t = {t * st.system.dt:.3g}) · {var}"
-            full_idx = (t, v)
+            entries = [("", (t, v))]
         parts = [where]
-        if st.truth is not None:
-            parts.append(f"truth {float(st.truth[full_idx]):.3g}")
-        observed = bool(st.mask[full_idx])
-        parts.append("observed" if observed else "not observed")
-        if observed and st.obs_values is not None and np.isfinite(st.obs_values[full_idx]):
-            parts.append(f"y = {float(st.obs_values[full_idx]):.3g}")
+        truth = st.observed_truth()
+        values = st.obs_values
+        for name, idx in entries:
+            bits = [] if truth is None else [f"{'A(truth)' if spec else 'truth'} {float(truth[idx]):.3g}"]
+            observed = bool(st.mask[idx])
+            bits.append("observed" if observed else "not observed")
+            if observed and values is not None and values.shape == st.mask.shape and np.isfinite(values[idx]):
+                bits.append(f"y = {float(values[idx]):.3g}")
+            parts.append(f"{name}: " * bool(name) + ", ".join(bits))
         self.hover_label.setText(" · ".join(parts))
+
+    def _field_entries(self, t: int, c: int, r: int) -> list[tuple[str, tuple]]:
+        """(component name, index) of the components the hover reports: those the tools mark."""
+        st = self.state
+        if len(st.state_shape) != 3:
+            return [("", (t, c, r))]
+        lead = self._lead()
+        chans = [lead[0]] if lead and isinstance(lead[0], int) else range(st.state_shape[0])
+        names = st.system.variable_names
+        return [(names[k] if k < len(names) else str(k), (t, k, c, r)) for k in chans]
 
     def set_time(self, t: int):
         t = int(np.clip(t, 0, self.state.length - 1))
@@ -496,6 +589,62 @@ class GridEditor(QWidget):
         if self.is_field:
             self.refresh_image(levels=self.display_combo.currentData() == "vorticity")
             self.refresh_overlay()
+
+    # operator ---------------------------------------------------------------------------
+    def set_operator(self, spec: Optional[str]) -> bool:
+        """Observes through ``spec`` (``None``, ``"coarsen:8"``, ``"subsample:4"``); False with
+        a message when it does not fit the state grid. Undo goes back to the previous one."""
+        try:
+            self.state.set_operator(spec)
+        except ValueError as exc:
+            self.show_error(str(exc))
+            self._sync_operator_controls()
+            return False
+        self.show_error("")
+        return True
+
+    def _operator_chosen(self):
+        kind = self.operator_combo.currentData()
+        if kind == "identity":
+            self.set_operator(None)
+            return
+        factor = self.factor_combo.currentData()
+        if factor is None:
+            factors = ops.operator_factors(self.state.state_shape)
+            factor = 4 if 4 in factors else (factors[0] if factors else 2)
+        self.set_operator(f"{kind}:{factor}")
+
+    def _sync_operator_controls(self):
+        """Shows the state's operator in the combos; offers operators only where the grid allows."""
+        st = self.state
+        spec = st.operator
+        factors = ops.operator_factors(st.state_shape)
+        if spec and ops.factor_of(spec) not in factors:
+            factors = sorted(set(factors) | {ops.factor_of(spec)})  # e.g. from a loaded file
+        for combo in (self.operator_combo, self.factor_combo):
+            combo.blockSignals(True)
+        self.factor_combo.clear()
+        for f in factors:
+            self.factor_combo.addItem(f"×{f}", f)
+        kind = ops.kind_of(spec)
+        self.operator_combo.setCurrentIndex(max(0, self.operator_combo.findData(kind)))
+        if spec:
+            self.factor_combo.setCurrentIndex(max(0, self.factor_combo.findData(ops.factor_of(spec))))
+        else:
+            self.factor_combo.setCurrentIndex(max(0, self.factor_combo.findData(4)))
+        for combo in (self.operator_combo, self.factor_combo):
+            combo.blockSignals(False)
+        self.operator_box.setEnabled(bool(factors) or bool(spec))
+        self.factor_combo.setEnabled(bool(spec))
+        grid = "×".join(map(str, st.observed_grid[-2:] if self.is_field else st.observed_grid))
+        per = " per component" if self.is_field and len(st.state_shape) > 2 else ""
+        if not factors and not spec:
+            text = "These few variables have no spatial grid to coarsen: each is observed directly."
+        elif not spec:
+            text = f"Each cell is one grid point of the state ({grid}{per})."
+        else:
+            text = f"Each cell is one observed value: {ops.describe(spec, self.is_field)} ({grid}{per})."
+        self.operator_label.setText(text)
 
     # tools: every mouse action has a method ----------------------------------------------
     def set_tool(self, name: str):
@@ -644,7 +793,8 @@ class GridEditor(QWidget):
             self.show_error(f"cannot save observations: {exc}")
             return False
         self.show_error("")
-        self.state.message.emit(f"saved {obs.count} observations to {path}")
+        through = f" through {obs.operator}" if obs.operator else ""
+        self.state.message.emit(f"saved {obs.count} observations{through} to {path}")
         return True
 
     def load_observations(self, path: Optional[str] = None) -> bool:
@@ -658,8 +808,23 @@ class GridEditor(QWidget):
             self.show_error(f"cannot load {Path(path).name}: {exc}")
             return False
         self.show_error("")
-        self.state.message.emit(f"loaded {obs.count} observations from {Path(path).name}")
+        through = f" through {obs.operator}" if obs.operator else ""
+        self.state.message.emit(f"loaded {obs.count} observations{through} from {Path(path).name}")
         return True
+
+
+def _field_axis_label(spec: Optional[str], axis: str) -> str:
+    kind, f = ops.kind_of(spec), ops.factor_of(spec)
+    if kind == "coarsen":
+        return f"{axis} (pixel) · one cell = {f}×{f} pixels"
+    if kind == "subsample":
+        return f"{axis} (pixel) · one cell = every {ops.ordinal(f)} pixel"
+    return f"{axis} (grid cell)"
+
+
+def _span(spec: str, index: int) -> str:
+    lo, hi = ops.cell_extent(spec, index)
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
 
 
 def _vorticity_fn(system):

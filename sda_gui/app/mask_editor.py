@@ -1,8 +1,13 @@
-"""The observation pattern being edited: a boolean mask over ``(L, *state_shape)``.
+"""The observation pattern being edited: a boolean mask over the observed grid.
 
 Pure numpy so that every edit the grid view makes with the mouse is a method a test
 (or a script) can call. Each edit is one undo step; a brush stroke made of many
 mouse moves is grouped by ``begin_stroke``/``end_stroke`` into one step.
+
+The mask lives in a *space*: ``None`` for the state grid ``(L, *state_shape)``, or
+an operator spec such as ``"coarsen:8"`` for that operator's output grid. The
+history keeps each mask with its space, so undoing a change of operator brings
+back the previous grid and pattern together.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ class MaskEditor:
     """A mask with edit operations, an undo/redo history and a change callback."""
 
     def __init__(self, shape: Sequence[int], history: int = 100,
-                 on_change: Optional[Callable[[], None]] = None):
+                 on_change: Optional[Callable[[], None]] = None, space: Optional[str] = None):
         self.mask = np.zeros(tuple(shape), dtype=bool)
-        self._undo: list[np.ndarray] = []
-        self._redo: list[np.ndarray] = []
+        self.space = space
+        self._undo: list[tuple[np.ndarray, Optional[str]]] = []
+        self._redo: list[tuple[np.ndarray, Optional[str]]] = []
         self._history = int(history)
         self._stroke_start: Optional[np.ndarray] = None
         self.on_change = on_change
@@ -47,10 +53,10 @@ class MaskEditor:
         if self.on_change is not None:
             self.on_change()
 
-    def _push(self, before: np.ndarray):
-        if np.array_equal(before, self.mask):
+    def _push(self, before: np.ndarray, space: Optional[str] = None, same_space: bool = True):
+        if same_space and np.array_equal(before, self.mask):
             return
-        self._undo.append(before)
+        self._undo.append((before, self.space if same_space else space))
         del self._undo[:-self._history]
         self._redo.clear()
 
@@ -62,17 +68,34 @@ class MaskEditor:
             self._push(before)
         self._changed()
 
-    def reset(self, mask: np.ndarray, keep_history: bool = False):
-        """Replaces the whole mask (a new system or a loaded file): a new history, unless kept."""
+    def reset(self, mask: np.ndarray, keep_history: bool = False, space=...):
+        """Replaces the whole mask (a new system or a loaded file): a new history, unless kept.
+
+        ``space`` (default: unchanged) is the grid the new mask lives on.
+        """
         mask = np.asarray(mask, dtype=bool)
-        if keep_history and mask.shape == self.mask.shape:
+        space = self.space if space is ... else space
+        if keep_history and mask.shape == self.mask.shape and space == self.space:
             before = self.mask.copy()
             self.mask = mask.copy()
             self._push(before)
         else:
             self.mask = mask.copy()
+            self.space = space
             self._undo.clear()
             self._redo.clear()
+        self._stroke_start = None
+        self._changed()
+
+    def change_space(self, mask: np.ndarray, space: Optional[str]):
+        """Moves the pattern to another grid (a new operator) as one undoable edit."""
+        mask = np.asarray(mask, dtype=bool)
+        if space == self.space:
+            self.reset(mask, keep_history=True)
+            return
+        before, before_space = self.mask, self.space
+        self.mask, self.space = mask.copy(), space
+        self._push(before, before_space, same_space=False)
         self._stroke_start = None
         self._changed()
 
@@ -177,15 +200,15 @@ class MaskEditor:
     def undo(self) -> bool:
         if not self._undo:
             return False
-        self._redo.append(self.mask.copy())
-        self.mask = self._undo.pop()
+        self._redo.append((self.mask.copy(), self.space))
+        self.mask, self.space = self._undo.pop()
         self._changed()
         return True
 
     def redo(self) -> bool:
         if not self._redo:
             return False
-        self._undo.append(self.mask.copy())
-        self.mask = self._redo.pop()
+        self._undo.append((self.mask.copy(), self.space))
+        self.mask, self.space = self._redo.pop()
         self._changed()
         return True

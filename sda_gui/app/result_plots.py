@@ -2,11 +2,13 @@
 
 - ``RingPlots`` (many variables, e.g. Lorenz-96): the state at time t as curves
   (samples, mean, truth, observed points) and four Hovmöller images (a sample, the
-  mean, the spread, the error of the mean).
+  mean, the spread, the error of the mean). Observations through an operator are
+  drawn where they belong: a block mean at its block's centre, a sample at its point.
 - ``LowDimPlots`` (a few variables, e.g. Lorenz-63): each variable against time with
   all samples as one spaghetti item, and 2-D phase projections with moving markers.
 - ``FieldPlots`` (2-D fields, e.g. Kolmogorov): truth, a sample, the mean and the
-  spread at time t as images.
+  spread at time t as images. ``LowDimPlots`` and ``FieldPlots`` mark observed points
+  only for direct observations (the metrics line names the operator otherwise).
 
 Each class builds its items once (``configure``), swaps data in ``set_results``
 (precomputing everything a frame needs) and only moves cheap things in
@@ -23,6 +25,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
+from . import operators as ops
 from .plotting import COLORS, SAMPLE_PEN, lut, robust_levels, symmetric_levels
 from .state import Results
 
@@ -219,6 +222,7 @@ class RingPlots(_Plots):
         self.curve_plot.disableAutoRange()
         legend = self.curve_plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        self.legend = legend
         # bare PlotCurveItems: these change every frame, and PlotDataItem's bookkeeping
         # would cost more than the drawing
         self.samples_item = sample_curve(pg.PlotCurveItem, pen=SAMPLE_PEN, name="samples")
@@ -257,6 +261,15 @@ class RingPlots(_Plots):
         obs = results.observation
         self.obs_mask = obs.mask if obs is not None else np.zeros((length, v), bool)
         self.obs_values = obs.values if obs is not None else np.zeros((length, v))
+        spec = obs.operator if obs is not None else None
+        self.obs_x = ops.positions(spec, self.obs_mask.shape[1])
+        # the legend says what a dot is; a longer title would widen this column past the window
+        label = self.legend.getLabel(self.obs_item)
+        kind, f = ops.kind_of(spec), ops.factor_of(spec)
+        text = {"coarsen": f"observed block means ×{f}", "subsample": f"observations (every {ops.ordinal(f)})"}.get(
+            kind, "observations")
+        if label is not None and label.text != text:
+            label.setText(text, size="8pt")
         k = self._sample_index()
         self.shown = x[k:k + 1] if self.mode == "one" else x
         ref = self.truth if self.truth is not None else self.mean
@@ -299,7 +312,7 @@ class RingPlots(_Plots):
         if self.truth is not None:
             set_curve(self.truth_item, j, self.truth[t])
         m = self.obs_mask[t]
-        self.obs_item.setData(j[m], self.obs_values[t][m])
+        self.obs_item.setData(self.obs_x[m], self.obs_values[t][m])
         for _, _, _, line in self.hov.values():
             line.setValue(t + 0.5)
 
@@ -409,9 +422,11 @@ class LowDimPlots(_Plots):
             items["mean"].setVisible(self.mode != "one")
             if self.truth is not None:
                 items["truth"].setData(t, self.truth[:, i])
-            if obs is not None:
+            if obs is not None and not obs.operator:
                 m = obs.mask[:, i]
                 items["obs"].setData(t[m], obs.values[:, i][m])
+            else:  # values of an operator mix variables: no point of this curve was observed
+                items["obs"].setData([], [])
             items["plot"].enableAutoRange()
             items["plot"].autoRange(padding=0.02)
             items["plot"].disableAutoRange()

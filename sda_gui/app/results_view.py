@@ -49,6 +49,7 @@ def compute_metrics(results: Results) -> dict:
             out["residual_std"] = metrics.residual_std(samples, obs)
             out["obs_std"] = float(np.mean(obs.observed_std()))
             out["n_obs"] = obs.count
+            out["operator"] = obs.operator or ""
     return out
 
 
@@ -62,8 +63,9 @@ def metrics_html(m: dict, settings: dict, preview: bool) -> str:
         parts.append(f"RMSE of mean vs truth <b>{m['rmse']:.3f}</b>")
     parts.append(f"spread <b>{m['spread']:.3f}</b>")
     if "residual_std" in m:
+        through = f", A = {m['operator']}" if m.get("operator") else ""
         parts.append(f"residual std of A(x) − y <b>{m['residual_std']:.3f}</b> (σ_y = {m['obs_std']:.3g}, "
-                     f"{m['n_obs']} obs)")
+                     f"{m['n_obs']} obs{through})")
     parts.append(f"{m['samples']} samples")
     if settings.get("guidance"):
         parts.append(f"{settings['guidance'].upper()}, {settings.get('steps')} steps, C = {settings.get('corrections')}")

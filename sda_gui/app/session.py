@@ -2,12 +2,17 @@
 
 Layout (``format = "sda-studio-session/1"``)::
 
-    attrs: format, system (JSON config), obs_std, obs_seed, model_path, settings (JSON), source
+    attrs: format, system (JSON config), obs_std, obs_seed, model_path, settings (JSON), source,
+           operator (optional: "coarsen:8", …; absent or "" = observed directly)
     truth        (L, *s) float32           the truth trajectory
-    mask         (L, *s) bool              the observation pattern
-    obs_values   (L, *s) float32, NaN = no value
+    mask         (L, *o) bool              the observation pattern (o = op.output_shape(s))
+    obs_values   (L, *o) float32, NaN = no value
     dataset      (M, T, *s) float32        loaded training trajectories (optional)
-    results/     samples (N, L, *s), mask, values, std, truth (optional); attrs settings (JSON)
+    results/     samples (N, L, *s), mask, values, std, truth (optional);
+                 attrs settings (JSON), operator (optional)
+
+Files written before operators existed have no ``operator`` attribute and open as direct
+observations.
 
 Pure numpy/h5py so it can be read by scripts without Qt.
 """
@@ -42,12 +47,14 @@ class SessionData:
     settings: dict = field(default_factory=dict)
     source: str = ""
     dataset: Optional[np.ndarray] = None
+    operator: Optional[str] = None
     samples: Optional[np.ndarray] = None
     result_mask: Optional[np.ndarray] = None
     result_values: Optional[np.ndarray] = None
     result_std: object = None
     result_truth: Optional[np.ndarray] = None
     result_settings: dict = field(default_factory=dict)
+    result_operator: Optional[str] = None
 
 
 def _put(group, name, value, compress=True):
@@ -70,6 +77,8 @@ def save_session(path, data: SessionData) -> None:
         f.attrs["model_path"] = data.model_path or ""
         f.attrs["settings"] = json.dumps(data.settings)
         f.attrs["source"] = data.source or ""
+        if data.operator:
+            f.attrs["operator"] = str(data.operator)
         _put(f, "truth", None if data.truth is None else np.asarray(data.truth, np.float32))
         _put(f, "mask", np.asarray(data.mask, bool))
         _put(f, "obs_values", None if data.obs_values is None else np.asarray(data.obs_values, np.float32))
@@ -77,6 +86,8 @@ def save_session(path, data: SessionData) -> None:
         if data.samples is not None:
             g = f.create_group("results")
             g.attrs["settings"] = json.dumps(data.result_settings, default=str)
+            if data.result_operator:
+                g.attrs["operator"] = str(data.result_operator)
             _put(g, "samples", np.asarray(data.samples, np.float32))
             _put(g, "mask", np.asarray(data.result_mask, bool))
             _put(g, "values", np.asarray(data.result_values, np.float32))
@@ -110,6 +121,7 @@ def load_session(path) -> SessionData:
                 settings=json.loads(f.attrs.get("settings", "{}")),
                 source=str(f.attrs.get("source", "")),
                 dataset=get(f, "dataset"),
+                operator=_operator(f.attrs),
             )
             if "results" in f:
                 g = f["results"]
@@ -120,11 +132,22 @@ def load_session(path) -> SessionData:
                 data.result_std = float(std) if std is not None and np.ndim(std) == 0 else std
                 data.result_truth = get(g, "truth")
                 data.result_settings = json.loads(g.attrs.get("settings", "{}"))
+                data.result_operator = _operator(g.attrs)
     except SessionError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated files, wrong types, bad JSON…
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SessionError(f"cannot read session {path.name}: {text}") from None
-    if data.truth is not None and data.truth.shape != data.mask.shape:
+    if data.truth is not None and data.truth.shape[0] != data.mask.shape[0]:
+        raise SessionError(f"{path.name}: truth covers {data.truth.shape[0]} states, the pattern {data.mask.shape[0]}")
+    if data.truth is not None and not data.operator and data.truth.shape != data.mask.shape:
         raise SessionError(f"{path.name}: truth {data.truth.shape} and mask {data.mask.shape} differ in shape")
     return data
+
+
+def _operator(attrs) -> Optional[str]:
+    """The operator attribute as a string, None when absent or empty (older files)."""
+    value = attrs.get("operator", "")
+    if isinstance(value, bytes):
+        value = value.decode()
+    return str(value) or None

@@ -7,6 +7,11 @@ data, so a test that drives the window can check everything here.
 
 Results keep a snapshot of the truth and the observation they were computed from, so
 editing the pattern afterwards does not make the results view lie.
+
+Observations may go through an operator (``"coarsen:8"``, ``"subsample:4"``): then the
+pattern, the values and σ live on the operator's output grid ``(L, *op.output_shape(s))``.
+The operator is the editor's *space*, so undo restores operator and pattern together;
+values drawn or loaded for one operator's grid are kept aside while another is shown.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from sda_gui.core.observation import Observation, ObservationError, synthesize
 from sda_gui.core.systems import DynamicalSystem, make_system
 
 from .mask_editor import MaskEditor
+from .operators import apply as apply_operator
+from .operators import convert_mask, normalize, observed_shape
 
 __all__ = ["AppState", "Results", "system_for_shape"]
 
@@ -68,6 +75,7 @@ class AppState(QObject):
     truthChanged = Signal()
     patternChanged = Signal()
     observationsChanged = Signal()
+    operatorChanged = Signal()
     modelChanged = Signal()
     resultsChanged = Signal()
     previewChanged = Signal()
@@ -79,13 +87,16 @@ class AppState(QObject):
         self.truth: Optional[np.ndarray] = None          # (L, *s)
         self.dataset: Optional[np.ndarray] = None        # (M, T, *s): training data when loaded
         self.dataset_source: str = ""
-        self.editor = MaskEditor((1, *self.system.state_shape), on_change=self.patternChanged.emit)
+        self.editor = MaskEditor((1, *self.system.state_shape), on_change=self._pattern_changed)
         self.obs_std: float = 1.0
         self.obs_seed: int = 0
         #: measured value of every entry, NaN where unknown; the mask picks the observed ones
         self.obs_values: Optional[np.ndarray] = None
         self._values_std: Optional[float] = None
         self._values_seed: Optional[int] = None   # None: values came from a file, not drawn
+        self._values_space: Optional[str] = None  # the operator whose grid obs_values lie on
+        self._stash: dict = {}                    # operator → values of a grid not shown now
+        self._observed_truth = (None, None, None)  # (truth, operator, op(truth)) cache
         self.model = None
         self.model_path: Optional[str] = None
         self.results: Optional[Results] = None
@@ -104,6 +115,68 @@ class AppState(QObject):
     def mask(self) -> np.ndarray:
         return self.editor.mask
 
+    # operator ---------------------------------------------------------------------------
+    @property
+    def operator(self) -> Optional[str]:
+        """The observation operator's spec (``"coarsen:8"``), None when states are observed directly."""
+        return self.editor.space
+
+    @property
+    def observed_grid(self) -> tuple:
+        """Shape of one observed state: ``op.output_shape(state_shape)``."""
+        return observed_shape(self.state_shape, self.operator)
+
+    def observed_truth(self) -> Optional[np.ndarray]:
+        """``op(truth)`` ``(L, *observed_grid)``: what the observations measure, before noise."""
+        if self.truth is None:
+            return None
+        truth, spec, out = self._observed_truth
+        if truth is not self.truth or spec != self.operator:
+            out = apply_operator(self.truth, self.operator, len(self.state_shape))
+            self._observed_truth = (self.truth, self.operator, out)
+        return out
+
+    def set_operator(self, spec: Optional[str]):
+        """Observes through another operator: the pattern moves to its grid as one undo step.
+
+        Raises ObservationError (one line) for an unknown operator or one that does not
+        fit the state grid; nothing changes then. Values drawn from the truth are drawn
+        again on the new grid with the same seed and σ.
+        """
+        spec = normalize(spec)
+        if spec == self.operator:
+            return
+        observed_shape(self.state_shape, spec)
+        redraw = self.obs_values is not None and self._values_seed is not None and self.truth is not None
+        before = self.editor.count
+        self.editor.change_space(convert_mask(self.mask, self.operator, spec, self.state_shape), spec)
+        if redraw and self.obs_values is None:
+            self.generate_observations()
+        if before:
+            # the conversion is a guess (a cell observed where it covers anything observed): say so
+            self.message.emit(f"observing through {spec or 'the identity'}: the pattern became "
+                              f"{self.editor.count} cells (undo brings back the previous one)")
+
+    def _pattern_changed(self):
+        if self.editor.space != self._values_space:
+            self._switch_values(self.editor.space)
+            self.operatorChanged.emit()
+        self.patternChanged.emit()
+
+    def _switch_values(self, space: Optional[str]):
+        """Puts the values of the grid left aside and brings back those of ``space``'s grid."""
+        if self.obs_values is not None:
+            self._stash[self._values_space] = (self.obs_values, self._values_std, self._values_seed)
+        self.obs_values, self._values_std, self._values_seed = self._stash.pop(space, (None, None, None))
+        self._values_space = space
+        self.observationsChanged.emit()
+
+    def _forget_values(self):
+        self.obs_values = None
+        self._values_std = None
+        self._values_seed = None
+        self._stash.clear()
+
     # system and truth -------------------------------------------------------------------
     def set_system(self, system: DynamicalSystem):
         self.system = system
@@ -113,23 +186,33 @@ class AppState(QObject):
                   dataset: Optional[np.ndarray] = None, source: str = ""):
         """A new truth trajectory ``(L, *s)``; keeps the pattern when the grid is unchanged."""
         truth = np.asarray(truth, dtype=np.float32)
-        if system is not None:
-            self.system = system
-        if tuple(truth.shape[1:]) != self.state_shape:
-            raise ValueError(f"truth of shape {truth.shape} does not fit {self.system.title} states {self.state_shape}")
-        same_grid = self.editor.shape == truth.shape
+        target = system if system is not None else self.system
+        if tuple(truth.shape[1:]) != tuple(target.state_shape):
+            raise ValueError(f"truth of shape {truth.shape} does not fit {target.title} "
+                             f"states {tuple(target.state_shape)}")
+        spec, grid = self._operator_for(target, tuple(truth.shape[1:]))
+        self.system = target
+        same_grid = self.editor.shape == (truth.shape[0], *grid) and spec == self.operator
         self.truth = truth
         self.dataset = dataset
         self.dataset_source = source
-        self.obs_values = None
-        self._values_std = None
-        self._values_seed = None
+        self._forget_values()
         if not same_grid:
-            self.editor.reset(np.zeros(truth.shape, dtype=bool))
+            self.editor.reset(np.zeros((truth.shape[0], *grid), dtype=bool), space=spec)
         if system is not None:
             self.systemChanged.emit()
         self.truthChanged.emit()
         self.observationsChanged.emit()
+
+    def _operator_for(self, system: DynamicalSystem, state_shape: tuple) -> tuple[Optional[str], tuple]:
+        """The operator kept for a new truth: the current one for the same system where it fits."""
+        spec = self.operator
+        if spec is not None and system.name == self.system.name:
+            try:
+                return spec, observed_shape(state_shape, spec)
+            except ValueError:
+                self.message.emit(f"{spec} does not fit states of shape {state_shape}: observing them directly")
+        return None, tuple(state_shape)
 
     # observations -----------------------------------------------------------------------
     def set_obs_std(self, std: float):
@@ -149,7 +232,7 @@ class AppState(QObject):
     @property
     def values_stale(self) -> bool:
         """True when some observed entry has no value, or values were drawn with another σ or seed."""
-        if self.obs_values is None:
+        if self.obs_values is None or self.obs_values.shape != self.mask.shape:
             return self.editor.count > 0
         if self._values_std is not None and self._values_std != self.obs_std:
             return True
@@ -158,7 +241,7 @@ class AppState(QObject):
         return bool(np.isnan(self.obs_values[self.mask]).any())
 
     def generate_observations(self, seed: Optional[int] = None, std: Optional[float] = None):
-        """Draws ``y = truth + σ·noise`` (seeded) for every entry; the mask picks the observed ones.
+        """Draws ``y = A(truth) + σ·noise`` (seeded) for every entry; the mask picks the observed ones.
 
         Drawing every entry (not only the observed ones) keeps a cell's value the same
         when the pattern is edited afterwards.
@@ -169,11 +252,12 @@ class AppState(QObject):
             self.obs_seed = int(seed)
         if std is not None:
             self.set_obs_std(std)
-        full = np.ones(self.truth.shape, dtype=bool)
-        obs = synthesize(self.truth, full, self.obs_std, seed=self.obs_seed)
+        full = np.ones(self.mask.shape, dtype=bool)
+        obs = synthesize(self.truth, full, self.obs_std, seed=self.obs_seed, operator=self.operator)
         self.obs_values = obs.values.astype(np.float32)
         self._values_std = self.obs_std
         self._values_seed = self.obs_seed
+        self._values_space = self.operator
         self.observationsChanged.emit()
 
     def observation(self, regenerate: bool = True) -> Observation:
@@ -184,39 +268,48 @@ class AppState(QObject):
         if self.obs_values is None:
             raise ObservationError("no observed values: generate them from the truth or load an observation file")
         values = np.where(self.mask, np.nan_to_num(self.obs_values), 0.0)
-        obs = Observation(mask=self.mask.copy(), values=values, std=self.obs_std)
+        obs = Observation(mask=self.mask.copy(), values=values, std=self.obs_std, operator=self.operator)
         return obs.validate(self.state_shape, self.length)
 
     def set_observation(self, obs: Observation):
-        """Adopts a loaded observation: its pattern, values and σ."""
-        if obs.operator:
-            raise ObservationError(
-                f"this file observes through the operator '{obs.operator}'; the editor handles direct "
-                "observations only (use `python -m sda_gui assimilate` for operators)")
+        """Adopts a loaded observation: its operator, pattern, values and σ (one undo step)."""
+        spec = normalize(obs.operator)
         obs.validate(self.state_shape, allow_empty=True)
-        if obs.mask.shape != self.editor.shape:
-            raise ObservationError(f"observation covers {obs.mask.shape[0]} states of shape {obs.mask.shape[1:]}, "
-                                   f"the current trajectory has {self.length} states of shape {self.state_shape}")
+        if obs.length != self.length:
+            grid = "×".join(map(str, obs.mask.shape[1:]))
+            raise ObservationError(f"observation covers {obs.length} states (of {grid}), "
+                                   f"the current trajectory has {self.length} states")
         std = np.asarray(obs.std)
         if std.ndim:
             observed = std[obs.mask]
             if observed.size and not np.allclose(observed, observed[0]):
                 self.message.emit("per-entry std in the file: the editor uses their mean")
             std = float(observed.mean()) if observed.size else 1.0
+        values = np.where(obs.mask, obs.values, np.nan).astype(np.float32)
+        self.editor.change_space(obs.mask, spec)
         self.obs_std = float(std)
-        self.obs_values = np.where(obs.mask, obs.values, np.nan).astype(np.float32)
+        self.obs_values = values
         self._values_std = self.obs_std
         self._values_seed = None
-        self.editor.set_mask(obs.mask)
+        self._values_space = spec
         self.observationsChanged.emit()
 
-    def restore_observations(self, mask: np.ndarray, values: Optional[np.ndarray], std: float, seed: int):
-        """Puts back a saved pattern, values and σ exactly (a reopened session), as a new history."""
-        self.editor.reset(mask)
+    def restore_observations(self, mask: np.ndarray, values: Optional[np.ndarray], std: float, seed: int,
+                             operator: Optional[str] = None):
+        """Puts back a saved operator, pattern, values and σ exactly (a reopened session), as a new history."""
+        spec = normalize(operator)
+        mask = np.asarray(mask, dtype=bool)
+        grid = (self.length if self.truth is None else self.truth.shape[0], *observed_shape(self.state_shape, spec))
+        if mask.shape != grid:
+            where = f" (output of {spec})" if spec else ""
+            raise ObservationError(f"saved pattern {mask.shape} does not fit the observed grid {grid}{where}")
+        self._forget_values()
+        self.editor.reset(mask, space=spec)
         self.obs_std, self.obs_seed = float(std), int(seed)
-        self.obs_values = None if values is None else np.asarray(values, dtype=np.float32)
-        self._values_std = self.obs_std if values is not None else None
-        self._values_seed = None
+        if values is not None and np.shape(values) == mask.shape:
+            self.obs_values = np.asarray(values, dtype=np.float32)
+            self._values_std = self.obs_std
+        self._values_space = spec
         self.observationsChanged.emit()
 
     # model and results ------------------------------------------------------------------

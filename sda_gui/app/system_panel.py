@@ -1,6 +1,7 @@
 """System panel: pick a built-in system, set its parameters, simulate a truth, or load one.
 
-Simulation runs on the worker thread (Kolmogorov bursts take seconds); loading a file
+Simulation runs on the worker thread (a Kolmogorov truth takes from seconds on a GPU
+to minutes on a CPU: the panel says how long before and while it runs); loading a file
 is quick and runs inline so a bad file answers at once with one line, while the
 current system, truth and pattern stay as they were.
 """
@@ -8,10 +9,12 @@ current system, truth and pattern stay as they were.
 from __future__ import annotations
 
 import inspect
+import time
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
@@ -19,25 +22,59 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
 
 from sda_gui.core.systems import SYSTEMS, make_system
 
+from .assimilation_panel import format_eta
 from .state import AppState, system_for_shape
 from .workers import JobRunner
 
-__all__ = ["SystemPanel", "VISIBLE_PARAMS", "DEFAULT_LENGTH"]
+__all__ = ["SystemPanel", "VISIBLE_PARAMS", "DEFAULT_LENGTH", "app_defaults", "expected_seconds"]
 
-#: parameters offered in the form (others keep their defaults), with a label and a range
+#: parameters offered in the form (others keep their defaults): (label, low, high) for a
+#: number, (label, [choices]) for a choice; the solver's plumbing (dt, burn-in, noise) stays hidden
 VISIBLE_PARAMS = {
     "lorenz63": {"sigma": ("σ", 0.1, 100.0), "rho": ("ρ", 0.1, 200.0), "beta": ("β", 0.01, 20.0)},
     "lorenz96": {"n": ("N (variables)", 4, 400), "forcing": ("F (forcing)", -50.0, 50.0)},
+    "kolmogorov": {"resolution": ("simulation grid", [128, 256]), "size": ("state grid (u, v)", [64, 32]),
+                   "reynolds": ("Re", 100.0, 10000.0), "drag": ("drag α", 0.0, 10.0)},
 }
 DEFAULT_LENGTH = {"lorenz63": 65, "lorenz96": 64, "kolmogorov": 16}
 TRUTH_FILTER = "Trajectories (*.h5 *.hdf5 *.npz *.npy);;All files (*)"
+#: Kolmogorov states per second of one trajectory on a CPU, measured at 128² and 256²;
+#: the cost grows about as N^2.9 (FFTs on N² points, and a CFL step shrinking as 1/N)
+KOLMOGOROV_CPU_RATE = {128: 6.0, 256: 0.8}
+
+
+def _field_device(system) -> str:
+    """Fields simulate on the GPU when there is one; a few ODE variables are faster on the CPU."""
+    return "cuda" if len(system.state_shape) >= 2 and torch.cuda.is_available() else "cpu"
+
+
+def app_defaults(name: str) -> dict:
+    """Defaults of the form where they differ from the constructor's: a 256² Kolmogorov
+    simulation takes minutes on a CPU, 128² gives the same 64² states in seconds."""
+    if name == "kolmogorov":
+        return {"resolution": 256 if torch.cuda.is_available() else 128}
+    return {}
+
+
+def expected_seconds(name: str, params: dict, length: int, device: str = "cpu") -> Optional[float]:
+    """Rough time to simulate one truth, where it is long enough to matter (None: unknown or quick)."""
+    if name != "kolmogorov" or device != "cpu":
+        return None
+    res = int(params.get("resolution", 256))
+    rate = KOLMOGOROV_CPU_RATE.get(res, KOLMOGOROV_CPU_RATE[128] * (128 / max(res, 1)) ** 2.9)
+    return (int(params.get("burn_in", 250)) + int(length)) / rate
 
 
 def _default_params(name: str) -> dict:
     cls = SYSTEMS[name]
     sig = inspect.signature(cls.__init__)
-    return {k: p.default for k, p in sig.parameters.items()
-            if k != "self" and p.default is not inspect.Parameter.empty}
+    out = {k: p.default for k, p in sig.parameters.items()
+           if k != "self" and p.default is not inspect.Parameter.empty}
+    return {**out, **app_defaults(name)}
+
+
+def _field_value(w: QWidget):
+    return w.currentData() if isinstance(w, QComboBox) else w.value()
 
 
 def _visible_params(name: str) -> dict:
@@ -90,6 +127,10 @@ class SystemPanel(QWidget):
         self.traj_spin.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
+        self.estimate_label = QLabel()
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setVisible(False)
+        self._t0 = 0.0
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.error = QLabel()
@@ -111,6 +152,7 @@ class SystemPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.param_box)
+        layout.addWidget(self.estimate_label)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addLayout(load_row)
@@ -119,6 +161,7 @@ class SystemPanel(QWidget):
         layout.addStretch(1)
 
         self.system_combo.currentIndexChanged.connect(lambda _: self._rebuild_form())
+        self.length_spin.valueChanged.connect(lambda _: self._update_estimate())
         self.simulate_button.clicked.connect(lambda: self.simulate())
         self.cancel_button.clicked.connect(self.cancel)
         self.load_button.clicked.connect(lambda: self.load_file())
@@ -150,14 +193,21 @@ class SystemPanel(QWidget):
         name = self.system_name
         defaults = _default_params(name)
         values = {**defaults, **(values or {})}
-        for key, (label, lo, hi) in _visible_params(name).items():
+        for key, spec in _visible_params(name).items():
+            if len(spec) == 2:
+                label, choices = spec
+                w = self._choice(key, choices, values[key])
+                self._fields[key] = w
+                self.param_form.addRow(label, w)
+                continue
+            label, lo, hi = spec
             if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool):
                 w = QSpinBox()
                 w.setRange(int(lo), int(hi))
                 w.setValue(int(values[key]))
             else:
                 w = QDoubleSpinBox()
-                w.setDecimals(4)
+                w.setDecimals(1 if float(hi) >= 1000 else 4)   # Re = 1000.0, not 1000.0000
                 w.setRange(float(lo), float(hi))
                 w.setSingleStep(0.1)
                 w.setValue(float(values[key]))
@@ -170,15 +220,67 @@ class SystemPanel(QWidget):
             self.param_form.addRow("Δt per state", label)
         if self.state.system.name != name:
             self.length_spin.setValue(DEFAULT_LENGTH.get(name, 64))
+        self._update_estimate()
+
+    def _choice(self, key: str, choices: list, value) -> QComboBox:
+        w = QComboBox()
+        for c in choices:
+            w.addItem(_choice_label(key, c), c)
+        self._select(w, key, value)
+        w.currentIndexChanged.connect(lambda _: self._update_estimate())
+        if key == "resolution":
+            w.setToolTip("Grid the flow is simulated on, before block-averaging to the state grid; "
+                         "256² is the paper's setting and takes minutes on a CPU, 128² seconds")
+        elif key == "size":
+            w.setToolTip("Grid of the velocity states (u, v) that are observed and assimilated; "
+                         "a score model is trained for one size")
+        return w
+
+    @staticmethod
+    def _select(combo: QComboBox, key: str, value):
+        """Selects ``value``, adding it when it is not among the offered choices (a loaded system)."""
+        i = combo.findData(value)
+        if i < 0:
+            combo.addItem(_choice_label(key, value), value)
+            i = combo.count() - 1
+        combo.setCurrentIndex(i)
+
+    @property
+    def param_names(self) -> list[str]:
+        """The parameters the form offers, in order."""
+        return list(self._fields)
 
     def set_param(self, key: str, value):
-        self._fields[key].setValue(value)
+        w = self._fields[key]
+        if isinstance(w, QComboBox):
+            self._select(w, key, value)
+        else:
+            w.setValue(value)
 
     def params(self) -> dict:
         """The system parameters in the form, on top of the current system's (e.g. dt, noise)."""
         base = dict(self.state.system.params) if self.state.system.name == self.system_name else {}
-        base.update({k: w.value() for k, w in self._fields.items()})
+        base.update({k: _field_value(w) for k, w in self._fields.items()})
         return base
+
+    def _update_estimate(self):
+        """Before simulating: how long it will take, where that is more than a blink."""
+        name = self.system_name
+        if name is None or self.runner.running:
+            return
+        params = {**_default_params(name), **self.params()}
+        device = "cuda" if name == "kolmogorov" and torch.cuda.is_available() else "cpu"
+        seconds = expected_seconds(name, params, self.length_spin.value(), device)
+        if device == "cuda":
+            text = "Simulated on the GPU: the progress bar shows the time left."
+        elif seconds is None:
+            text = ""
+        else:
+            burn = int(params.get("burn_in", 0))
+            text = (f"Simulating {burn} spin-up + {self.length_spin.value()} states at "
+                    f"{params.get('resolution')}² takes about {format_eta(seconds)} on this CPU.")
+        self.estimate_label.setText(text)
+        self.estimate_label.setVisible(bool(text))
 
     def sync_from_state(self):
         """Shows the state's system in the form (after a load or a session reopen)."""
@@ -227,11 +329,14 @@ class SystemPanel(QWidget):
         self.show_error("")
         self._pending_system = system
 
+        device = _field_device(system)
+
         def job(report, should_stop):
-            x = system.simulate(1, length, seed=seed,
+            x = system.simulate(1, length, seed=seed, device=device,
                                 progress=lambda d, t: report((d, t)), should_stop=should_stop)
             return np.asarray(x[0].cpu().numpy(), dtype=np.float32)
 
+        self._t0 = time.perf_counter()
         self.runner.start(job, "simulate")
         self._busy(True)
         return True
@@ -246,11 +351,15 @@ class SystemPanel(QWidget):
         self.progress.setVisible(busy)
         if busy:
             self.progress.setRange(0, 0)
+            self.progress.setFormat("starting…")
 
     def _on_progress(self, payload):
         done, total = payload
+        elapsed = time.perf_counter() - self._t0
+        eta = elapsed / max(done, 1) * (total - done)
         self.progress.setRange(0, int(total))
         self.progress.setValue(int(done))
+        self.progress.setFormat(f"state {done} / {total} · {elapsed:.0f} s · ETA {format_eta(eta)}")
 
     def _on_finished(self, truth):
         self._busy(False)
@@ -313,6 +422,10 @@ class SystemPanel(QWidget):
             return
         name = self.state.dataset_source.split(" (#")[0]
         self.state.set_truth(x[index], dataset=x, source=f"{name} (#{index} of {x.shape[0]})")
+
+
+def _choice_label(key: str, value) -> str:
+    return f"{value}²" if key in ("resolution", "size") else str(value)
 
 
 def _one_line(exc: BaseException) -> str:

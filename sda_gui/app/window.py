@@ -28,6 +28,7 @@ from sda_gui.core.systems import make_system  # noqa: E402
 from .assimilation_panel import AssimilationPanel  # noqa: E402
 from .export import export_animation, export_png, mp4_available  # noqa: E402
 from .grid_editor import GridEditor  # noqa: E402
+from .operators import observed_shape  # noqa: E402
 from .results_view import ResultsView  # noqa: E402
 from .session import SessionData, load_session, save_session  # noqa: E402
 from .settings import make_settings, read_value  # noqa: E402
@@ -184,6 +185,8 @@ class MainWindow(QMainWindow):
         system = make_system(sc["system"], **sc["params"])
         truth = system.simulate(1, sc["length"], seed=sc["seed"])[0].numpy()
         self.state.set_truth(truth, system=system, source=f"simulated, seed {sc['seed']}")
+        # the default scenario observes the states directly, whatever the last one did
+        self.state.editor.reset(np.zeros(truth.shape, dtype=bool), space=None)
         self.system_panel.seed_spin.setValue(sc["seed"])
         self.grid_editor.random_pattern(sc["density"], sc["pattern_seed"])
         self.state.editor.reset(self.state.mask)  # the starting pattern is not an undo step
@@ -247,7 +250,7 @@ class MainWindow(QMainWindow):
                            model_path=st.model_path or "", source=st.dataset_source,
                            settings={"assimilation": self.assimilation_panel.sampler_settings(),
                                      "system_seed": self.system_panel.seed_spin.value()},
-                           dataset=st.dataset)
+                           dataset=st.dataset, operator=st.operator)
         if st.results is not None:
             r = st.results
             data.samples = r.samples
@@ -256,6 +259,7 @@ class MainWindow(QMainWindow):
             data.result_std = r.observation.std
             data.result_truth = r.truth
             data.result_settings = r.settings
+            data.result_operator = r.observation.operator
         return data
 
     def save_session(self, path: Optional[str] = None) -> bool:
@@ -278,20 +282,28 @@ class MainWindow(QMainWindow):
         try:
             data = load_session(path)
             system = make_system(data.system["name"], **data.system.get("params", {}))
+            if data.truth is not None and tuple(data.truth.shape[1:]) != tuple(system.state_shape):
+                raise ValueError(f"{Path(path).name}: truth states {data.truth.shape[1:]} do not fit "
+                                 f"{system.title} {tuple(system.state_shape)}")
+            grid = (data.mask.shape[0], *observed_shape(system.state_shape, data.operator))
+            if data.mask.shape != grid:
+                raise ValueError(f"{Path(path).name}: pattern {data.mask.shape} does not fit the observed grid {grid}")
         except (OSError, ValueError) as exc:
             self.show_error(str(exc))
             return False
         st = self.state
-        st.set_truth(data.truth if data.truth is not None else np.zeros(data.mask.shape, np.float32),
+        blank = np.zeros((data.mask.shape[0], *system.state_shape), np.float32)
+        st.set_truth(data.truth if data.truth is not None else blank,
                      system=system, dataset=data.dataset, source=data.source)
-        st.restore_observations(data.mask, data.obs_values, data.obs_std, data.obs_seed)
+        st.restore_observations(data.mask, data.obs_values, data.obs_std, data.obs_seed, operator=data.operator)
         self.grid_editor.rebuild()
         self.assimilation_panel.apply_settings(data.settings.get("assimilation", {}))
         if data.model_path and Path(data.model_path).exists() and data.model_path != st.model_path:
             self.assimilation_panel.add_model_path(data.model_path, select=True)
         if data.samples is not None:
             obs = Observation(mask=data.result_mask, values=data.result_values,
-                              std=data.result_std if data.result_std is not None else data.obs_std)
+                              std=data.result_std if data.result_std is not None else data.obs_std,
+                              operator=data.result_operator)
             st.set_results(Results(samples=data.samples, observation=obs, truth=data.result_truth,
                                    settings=data.result_settings))
             self.tabs.setCurrentWidget(self.results_view)

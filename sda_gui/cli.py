@@ -141,14 +141,18 @@ def cmd_train(args):
                                  should_stop=(lambda: time.perf_counter() > deadline) if deadline else None)
     if history["stopped"]:
         print(f"time limit reached after {model.training_info['steps_done']} steps", flush=True)
+    out = Path(args.out)
     if args.half:
         from sda_gui.core.diffusion.checkpoint import save_checkpoint
 
-        save_checkpoint(model, args.out, model.training_info, half=True)
-    size = Path(args.out).stat().st_size / 2 ** 20
+        if history["stopped"]:
+            # keep the resumable fp32 file where --resume will look for it
+            out = out.with_name(f"{out.stem}-half{out.suffix}")
+        save_checkpoint(model, out, model.training_info, half=True)
+    size = out.stat().st_size / 2 ** 20
     params = sum(p.numel() for p in model.net.parameters())
     print(f"trained {params / 1e6:.2f} M parameters in {history['seconds']:.1f} s; "
-          f"last val loss {next((v for v in reversed(history['val']) if v is not None), None)}; saved {args.out} ({size:.1f} MiB)")
+          f"last val loss {next((v for v in reversed(history['val']) if v is not None), None)}; saved {out} ({size:.1f} MiB)")
 
 
 # assimilate ----------------------------------------------------------------------------------
@@ -265,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--compile", action="store_true", help="torch.compile the network")
     t.add_argument("--save-every", type=int, default=0, help="write a resumable checkpoint every n steps")
     t.add_argument("--resume", help="resume from a resumable checkpoint")
-    t.add_argument("--half", action="store_true", help="store the final weights in float16")
+    t.add_argument("--half", action="store_true",
+                   help="store the final weights in float16 (a run stopped by --time-limit keeps its resumable "
+                        "file at --out and writes the float16 copy to OUT-half.pt)")
     t.add_argument("--time-limit", type=float, help="stop after this many seconds (the model so far is saved)")
     t.add_argument("--out", required=True)
     t.set_defaults(func=cmd_train)

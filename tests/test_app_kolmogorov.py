@@ -91,3 +91,18 @@ def test_simulated_kolmogorov_keeps_the_operator_for_a_new_seed(window, spec):
                  source="b")
     assert st.operator == spec and st.mask.shape[2:] == (32 // int(spec[-1]),) * 2
     assert np.allclose(st.observed_truth()[:, 0], 1.0)
+
+
+def test_switching_to_a_field_draws_fewer_samples_by_default(window):
+    from sda_gui.core.systems import make_system
+
+    panel, state = window.assimilation_panel, window.state
+    field = np.random.default_rng(0).standard_normal((8, 2, 32, 32)).astype(np.float32)
+    state.set_truth(field, system=make_system("kolmogorov", resolution=64, size=32))
+    assert panel.samples_spin.value() == 2
+    panel.samples_spin.setValue(5)
+    state.set_truth(field[:6], system=make_system("kolmogorov", resolution=64, size=32))
+    assert panel.samples_spin.value() == 5  # the same kind of system: the user's choice stays
+    ring = make_system("lorenz96")
+    state.set_truth(ring.simulate(1, 16, seed=0)[0].numpy(), system=ring)
+    assert panel.samples_spin.value() == 8

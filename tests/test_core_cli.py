@@ -267,3 +267,20 @@ def test_bad_arguments_in_process(tiny_model, obs_npz, workdir, capfd):
     assert_one_line_error(rc, capfd.readouterr().err, "unknown system")
     rc = main(["train", "--data", str(workdir / "absent.h5"), "--out", str(workdir / "never.pt")])
     assert_one_line_error(rc, capfd.readouterr().err, "not found")
+
+
+def test_a_stopped_half_run_stays_resumable(workdir):
+    from sda_gui.core.diffusion.checkpoint import read_checkpoint
+
+    out = workdir / "stopped.pt"
+    common = ["train", "--system", "lorenz63", "--param", "burn_in=16", "--trajectories", "4", "--length", "32",
+              "--width", "16", "--depth", "1", "--batch-size", "32", "--val-every", "10", "--device", "cpu",
+              "--half", "--out", str(out)]
+    assert main([*common, "--steps", "40", "--time-limit", "1e-9"]) == 0
+    assert "train_state" in read_checkpoint(out)                      # resumable, fp32
+    half = read_checkpoint(workdir / "stopped-half.pt")
+    assert "train_state" not in half
+    assert all(v.dtype == torch.float16 for v in half["weights"].values() if v.is_floating_point())
+    assert main([*common, "--steps", "40", "--resume", str(out)]) == 0  # finishes: --out is the fp16 file now
+    final = read_checkpoint(out)
+    assert "train_state" not in final and final["training"]["steps_done"] == 40

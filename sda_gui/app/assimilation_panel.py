@@ -25,6 +25,9 @@ from .workers import JobRunner
 
 __all__ = ["AssimilationPanel", "GUIDANCES", "format_eta"]
 
+#: samples drawn by default, per system (None: any other); a CPU gives them within a minute
+DEFAULT_SAMPLES = {None: 8, "kolmogorov": 2}
+
 GUIDANCES = {"sda": "SDA (Rozet & Louppe)", "dps": "DPS (baseline)", "mmps": "MMPS (Tweedie covariance)"}
 MODEL_FILTER = "SDA Studio models (*.pt);;All files (*)"
 PREVIEW_INTERVAL_S = 0.1
@@ -100,7 +103,7 @@ class AssimilationPanel(QWidget):
         self.gamma_spin.setToolTip("γ of the SDA likelihood covariance Σ_y + σ²/μ² γ I")
         self.samples_spin = QSpinBox()
         self.samples_spin.setRange(1, 4096)
-        self.samples_spin.setValue(8)
+        self.samples_spin.setValue(DEFAULT_SAMPLES[None])
         self.samples_spin.setToolTip("Number of posterior trajectories to draw")
         self.device_combo = QComboBox()
         devices = _available_devices()
@@ -166,9 +169,18 @@ class AssimilationPanel(QWidget):
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
         state.systemChanged.connect(self.refresh_models)
+        state.systemChanged.connect(self._apply_system_defaults)
         state.modelChanged.connect(self._update_model_info)
+        self._defaults_for = state.system.name
         self._extra_models: list[str] = []
         self.refresh_models()
+
+    def _apply_system_defaults(self):
+        """A new kind of system gets its own sample count: a field costs ~100× a ring per sample."""
+        name = self.state.system.name
+        if name != self._defaults_for:
+            self._defaults_for = name
+            self.samples_spin.setValue(DEFAULT_SAMPLES.get(name, DEFAULT_SAMPLES[None]))
 
     # models -----------------------------------------------------------------------------
     def refresh_models(self):

@@ -42,10 +42,6 @@ class Preconditioned(nn.Module):
         c_in = torch.rsqrt((mu * s) ** 2 + sigma**2)
         return mu, sigma, c_in, mu * s * s * c_in**2, sigma * s * c_in
 
-    def denoise(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        _, _, c_in, c_skip, c_out = self._scalings(t, x)
-        return c_skip * x + c_out * self.net(c_in * x, t)
-
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         mu, sigma, c_in, c_skip, c_out = self._scalings(t, x)
         x_hat = c_skip * x + c_out * self.net(c_in * x, t)

@@ -5,8 +5,8 @@
 ``x_W`` are windows of ``2k+1`` consecutive states cut at random from the
 (normalised) training trajectories, passed through the system's ``augment``
 (its exact symmetries, if it declares any). A network that predicts the clean
-window (``arch["precondition"]``) has its own loss, ``Preconditioned.dsm_loss``. AdamW with a linear learning-rate decay to
-zero; a validation loss on held-out trajectories with fixed windows, times and
+window (``arch["precondition"]``) has its own loss, ``Preconditioned.dsm_loss``.
+AdamW with a linear learning-rate decay to zero; a validation loss on held-out trajectories with fixed windows, times and
 noise, so it is comparable from one report to the next. Training can be
 resumed from a checkpoint that carries ``train_state``.
 """

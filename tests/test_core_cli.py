@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from sda_gui.cli import main
+from sda_gui.cli import _save_array_file, main
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -51,17 +51,8 @@ def write_obs(path, length=L, state=3, **change):
     values = np.where(mask, 1.5, np.nan)
     data = {"mask": mask, "values": values, "std": np.float64(0.5)}
     data.update(change)
-    if Path(path).suffix == ".h5":
-        import h5py
-
-        with h5py.File(path, "w") as f:
-            for key, value in data.items():
-                if isinstance(value, str):
-                    f.attrs[key] = value
-                else:
-                    f.create_dataset(key, data=value)
-    else:
-        np.savez(path, **data)
+    # written raw (not through Observation.save), so the file may be as malformed as a test needs
+    _save_array_file(Path(path), data)
     return path
 
 

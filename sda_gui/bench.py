@@ -42,10 +42,12 @@ def _observation(system, length, seed=0):
     return synthesize(truth, rng.random((length, *system.state_shape)) < 0.2, 1.0, seed=seed)
 
 
-def bench_assimilate(model, system, samples, length, steps, corrections, guidance="sda", device="cpu", repeats=1):
+def bench_assimilate(model, system, samples, length, steps, corrections, guidance="sda", device="cpu", repeats=1,
+                     cuda_graph=True):
     device = resolve_device(device)
     obs = _observation(system, length)
-    assimilate(model, obs, min(samples, 8), steps=2, corrections=1, guidance=guidance, device=device)  # warm-up
+    assimilate(model, obs, min(samples, 8), steps=2, corrections=1, guidance=guidance, device=device,
+               cuda_graph=cuda_graph)  # warm-up
     rows = []
     for c in corrections:
         if device.type == "cuda":
@@ -55,7 +57,7 @@ def bench_assimilate(model, system, samples, length, steps, corrections, guidanc
             _sync(device)
             t0 = time.perf_counter()
             assimilate(model, obs, samples, steps=steps, corrections=c, guidance=guidance, device=device, seed=r,
-                       preview_every=10 ** 9)
+                       preview_every=10 ** 9, cuda_graph=cuda_graph)
             _sync(device)
             times.append(time.perf_counter() - t0)
         best = min(times)
@@ -94,11 +96,13 @@ def bench_kolmogorov_case(args, device):
     mask[::4] = True
     obs = synthesize(truth.numpy(), mask, 0.1, seed=7, operator="coarsen:8")
     corrections = int(args.corrections)
+    run = dict(corrections=corrections, guidance=args.guidance, device=device, preview_every=10 ** 9,
+               cuda_graph=args.cuda_graph, amp=args.amp)
     if device.type == "cuda":
+        assimilate(model, obs, args.samples, steps=2, **run)  # warm-up: cuDNN's algorithm search, lazy loading
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    samples = assimilate(model, obs, args.samples, steps=args.steps, corrections=corrections,
-                         guidance=args.guidance, device=device, preview_every=10 ** 9)
+    samples = assimilate(model, obs, args.samples, steps=args.steps, **run)
     _sync(device)
     seconds = time.perf_counter() - t0
     flops = (1 + corrections) * guided_call_flops(model, args.samples, args.length, device)
@@ -106,7 +110,8 @@ def bench_kolmogorov_case(args, device):
     clim = float(np.sqrt(np.mean((truth.numpy() - model.mean.cpu().numpy()) ** 2)))
     params = sum(p.numel() for p in model.net.parameters())
     print(f"kolmogorov case: L={args.length}, {args.samples} sample(s), {args.steps} steps, C={corrections}, "
-          f"{args.guidance}, {params / 1e6:.2f} M parameters, truth simulated at {args.resolution}^2")
+          f"{args.guidance}, {params / 1e6:.2f} M parameters, truth simulated at {args.resolution}^2, "
+          f"CUDA graph {'on' if args.cuda_graph else 'off'}, {'bf16' if args.amp else 'fp32/TF32'}")
     print(f"  time: {seconds:.1f} s ({1000 * seconds / args.steps:.0f} ms/step, {flops / 1e9:.1f} GFLOP/step, "
           f"{flops * args.steps / seconds / 1e12:.2f} TFLOP/s{mem})")
     print(f"  residual std of A(x) - y: {metrics.residual_std(samples, obs):.3f} (σ_y = 0.1)")
@@ -127,9 +132,9 @@ def run(args) -> int:
         system = make_system(args.system, **model.system.get("params", {}))
         corrections = [int(c) for c in str(args.corrections).split(",")]
         rows = bench_assimilate(model, system, args.samples, args.length, args.steps, corrections, args.guidance,
-                                device, args.repeats)
+                                device, args.repeats, args.cuda_graph)
         print(f"{args.system}: {args.samples} samples x {args.length} states, {args.steps} steps, "
-              f"guidance {args.guidance}, k={model.k}, "
+              f"guidance {args.guidance}, k={model.k}, CUDA graph {'on' if args.cuda_graph else 'off'}, "
               f"{sum(p.numel() for p in model.net.parameters()) / 1e6:.2f} M params")
         for r in rows:
             mem = f", peak {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r else ""

@@ -160,7 +160,7 @@ def load_model_for(system_name: str, path, device):
     from sda_gui.core.diffusion.checkpoint import check_model_for_system, default_model_path, load_checkpoint
     from sda_gui.core.systems import make_system
 
-    model = load_checkpoint(path or default_model_path(system_name), device)
+    model = load_checkpoint(path or default_model_path(system_name, device), device)
     check_model_for_system(model, make_system(system_name, **model.system.get("params", {}))
                            if model.system.get("name") == system_name else make_system(system_name))
     return model
@@ -324,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--resolution", type=int, default=256)
     b.add_argument("--batch", type=int, default=1)
     b.add_argument("--frames", type=int, default=600)
+    b.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=True,
+                   help="replay each network call as a CUDA graph on CUDA (default: on)")
+    b.add_argument("--amp", action="store_true", help="bf16 autocast of the network on CUDA (case)")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -188,7 +188,7 @@ class AssimilationPanel(QWidget):
         system = self.state.system
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
-        for shipped in shipped_model_paths(system.name):
+        for shipped in shipped_model_paths(system.name, "auto"):
             self.model_combo.addItem(f"shipped: {shipped.name}", str(shipped))
         for p in self._extra_models:
             self.model_combo.addItem(Path(p).name, p)

@@ -49,7 +49,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
                corrections: int = 1, guidance: str = "sda", tau: float = 0.5, gamma: float = 1e-2,
                device="cpu", seed: int = 0, progress: Optional[Progress] = None,
                should_stop: Optional[Callable[[], bool]] = None, preview_every: int = 1,
-               zeta: float = 1.0, cg_iterations: int = 3) -> torch.Tensor:
+               zeta: float = 1.0, cg_iterations: int = 3, cuda_graph: bool = True,
+               amp: bool = False) -> torch.Tensor:
     """Posterior samples ``(n_samples, L, *state_shape)`` as a float32 CPU tensor."""
     observation.validate(model.state_shape)
     if observation.length < model.window:
@@ -62,9 +63,12 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
         # TF32 matmuls: ~3e-4 relative error, far below the sampler's own noise.
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        # every call of a run has the same shapes: let cuDNN pick its fastest convolutions
+        torch.backends.cudnn.benchmark = True
     model = model.to(device)
+    model.autocast = bool(amp)
     guide = make_guidance(guidance, observation, model, device, gamma=gamma, zeta=zeta, cg_iterations=cg_iterations)
-    sampler = Sampler(model, guide, steps=steps, corrections=corrections, tau=tau)
+    sampler = Sampler(model, guide, steps=steps, corrections=corrections, tau=tau, cuda_graph=cuda_graph)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     x = torch.randn((n_samples, observation.length, *model.state_shape), generator=gen, device=device)
     for state in sampler.iterate(x, gen, should_stop):

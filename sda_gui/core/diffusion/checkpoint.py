@@ -30,15 +30,30 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message is one line for the user."""
 
 
-def default_model_path(system_name: str) -> Path:
+#: systems whose best shipped model is too slow for a CPU: their default on a CUDA device
+GPU_DEFAULTS = {"kolmogorov": "kolmogorov_unet.pt"}
+
+
+def _is_cuda(device) -> bool:
+    name = str(device) if device is not None else "cpu"
+    if name in ("", "auto"):
+        return torch.cuda.is_available()
+    return name.startswith("cuda")
+
+
+def default_model_path(system_name: str, device=None) -> Path:
+    """``<name>.pt``, or on a CUDA device (``"auto"`` where one exists) the system's GPU model."""
+    gpu = GPU_DEFAULTS.get(system_name)
+    if gpu is not None and _is_cuda(device) and (RESOURCES / gpu).exists():
+        return RESOURCES / gpu
     return RESOURCES / f"{system_name}.pt"
 
 
-def shipped_model_paths(system_name: str) -> list[Path]:
-    """The default model of a system first, then its variants ``<name>_*.pt``."""
-    default = default_model_path(system_name)
-    variants = sorted(RESOURCES.glob(f"{system_name}_*.pt"))
-    return ([default] if default.exists() else []) + variants
+def shipped_model_paths(system_name: str, device=None) -> list[Path]:
+    """The default model of a system for ``device`` first, then the other ``<name>.pt``/``<name>_*.pt``."""
+    default = default_model_path(system_name, device)
+    others = [RESOURCES / f"{system_name}.pt"] + sorted(RESOURCES.glob(f"{system_name}_*.pt"))
+    return ([default] if default.exists() else []) + [p for p in others if p.exists() and p != default]
 
 
 def build_model(system, k: int, arch: dict, schedule: Optional[VPSchedule] = None) -> LocalScoreModel:

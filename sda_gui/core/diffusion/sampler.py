@@ -13,6 +13,9 @@ where ``ε`` is the (guided) noise estimate, re-derived from a denoised estimate
 cost per step: ``1 + C`` network calls over all windows. ``iterate`` yields after
 every step so a caller can report progress, preview the denoised estimate and
 stop between network calls (``should_stop`` is checked before each one).
+
+On CUDA the (guided) call is recorded once as a CUDA graph and replayed at every
+step (``cuda_graph.py``) when the guidance allows it; the samples are the same.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
+from .cuda_graph import capture
 from .guidance import Guidance
 from .local_score import LocalScoreModel
 
@@ -42,7 +46,8 @@ class SamplerStep:
 
 class Sampler:
     def __init__(self, model: LocalScoreModel, guidance: Optional[Guidance] = None, steps: int = 256,
-                 corrections: int = 0, tau: float = 0.25, clip: Optional[float] = 10.0):
+                 corrections: int = 0, tau: float = 0.25, clip: Optional[float] = 10.0,
+                 cuda_graph: bool = True):
         if steps < 1:
             raise ValueError("steps must be ≥ 1")
         if corrections < 0:
@@ -54,6 +59,11 @@ class Sampler:
         self.tau = float(tau)
         #: bound on |x̂| in normalised units (None: no bound), see ``eps``
         self.clip = clip
+        #: replay the network call as a CUDA graph on CUDA devices where the guidance allows it
+        self.cuda_graph = bool(cuda_graph)
+
+    def graph_safe(self) -> bool:
+        return self.cuda_graph and (self.guidance is None or getattr(self.guidance, "graph_safe", False))
 
     def eps(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.guidance is None:
@@ -77,9 +87,19 @@ class Sampler:
         times = torch.linspace(1.0, 0.0, self.steps + 1, device=x.device, dtype=x.dtype)
         dims = tuple(range(1, x.ndim))
 
+        captured = None
+        use_graph = x.is_cuda and self.graph_safe()
+
         def evaluate(x, t):
+            nonlocal captured, use_graph
             if should_stop is not None and should_stop():
                 raise Cancelled()
+            if use_graph:
+                if captured is None:
+                    captured = capture(self.eps, x, t)
+                    use_graph = captured is not None
+                if captured is not None:
+                    return captured(x, t)
             return self.eps(x, t)
 
         for i in range(self.steps):

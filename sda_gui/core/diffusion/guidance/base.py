@@ -12,6 +12,7 @@ A guidance turns the prior noise estimate into a posterior one:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..local_score import LocalScoreModel
@@ -31,16 +32,24 @@ class ObservationModel:
         scale2 = (self.scale ** 2).expand(observation.length, *model.state_shape)
         mask = torch.as_tensor(observation.mask, device=device)
         self.gain = observation.op.gain(scale2, self.state_ndim)[..., mask].to(self.y.dtype)
+        # Flat indices instead of a boolean mask: a gather needs no host sync (a boolean
+        # index does, to learn its size), so a guided call can be captured in a CUDA graph.
+        self.index = torch.as_tensor(np.flatnonzero(observation.mask), device=device)
+        self.index_ndim = observation.mask.ndim
+        self.op = observation.op
 
     def __call__(self, x_n: torch.Tensor) -> torch.Tensor:
-        """``A_n(x_n)`` for ``(N, L, *s)`` → ``(N, m)``."""
-        return self.observation.apply(x_n * self.scale + self.mean, self.state_ndim)
+        """``A_n(x_n)`` for ``(N, L, *s)`` → ``(N, m)``, the order of ``Observation.apply``."""
+        out = self.op(x_n * self.scale + self.mean, self.state_ndim)
+        return out.flatten(-self.index_ndim).index_select(-1, self.index)
 
 
 class Guidance:
     """Base of the guidance methods: ``__call__(model, x, t) → guided ε``."""
 
     name = ""
+    #: never synchronises with the host, so a call can be captured in a CUDA graph
+    graph_safe = False
 
     def __init__(self, obs: ObservationModel):
         self.obs = obs

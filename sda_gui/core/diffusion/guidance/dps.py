@@ -18,6 +18,7 @@ __all__ = ["DPSGuidance"]
 
 class DPSGuidance(Guidance):
     name = "dps"
+    graph_safe = True
 
     def __init__(self, obs, zeta: float = 1.0):
         super().__init__(obs)

@@ -18,6 +18,7 @@ __all__ = ["SDAGuidance"]
 
 class SDAGuidance(Guidance):
     name = "sda"
+    graph_safe = True
 
     def __init__(self, obs, gamma: float = 1e-2):
         super().__init__(obs)

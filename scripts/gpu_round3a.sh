@@ -2,7 +2,7 @@
 # Third GPU round, call 1 (short): CUDA-graph tests and Lorenz-63 sampling speed with and
 # without graphs, then Kolmogorov U-Net training throughput to size the training call.
 set -u
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 O=${OUT:-out}; mkdir -p $O
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
 python3 -c "import torch, h5py, scipy; print('torch', torch.__version__)"

@@ -5,7 +5,7 @@
 # Kolmogorov case timed on the new model.
 #   CHUNK=1 BATCH=.. STEPS=.. LIMIT=.. bash scripts/gpu_round3b.sh    (then CHUNK=2)
 set -u
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 O=${OUT:-out}; mkdir -p $O
 T0=$(date +%s)
 W=/tmp/sda; mkdir -p $W

@@ -1,6 +1,6 @@
 """Training throughput of Kolmogorov U-Nets on a GPU, to size a time-limited run.
 
-    python scripts/gpu_train_probe.py [--seconds 8]
+    PYTHONPATH=. python scripts/gpu_train_probe.py [--seconds 8]
 
 For each (channels, blocks, batch, compile) it times full training steps (loss,
 backward, AdamW) on random windows with bf16 autocast, after a warm-up, and prints

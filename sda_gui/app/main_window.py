@@ -9,9 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import Optional
 
-__all__ = ["MainWindow", "run", "DEFAULT_SCENARIO"]
+__all__ = ["MainWindow", "run", "DEFAULT_SCENARIO", "TRACE_ENV"]
+
+#: set to the launcher's ``time.time()`` to make ``run()`` print when each start-up stage is
+#: done (``startup <stage> <seconds since launch>``) and quit; ``bench_startup`` uses it
+TRACE_ENV = "SDA_STUDIO_STARTUP_TRACE"
+#: the stages, in order: the window painted, the default scenario painted, the model loaded
+TRACE_STAGES = ("window_shown", "scenario_ready", "model_ready")
 
 
 def __getattr__(name):
@@ -49,6 +56,44 @@ def _splash(app):
     return splash
 
 
+class _Trace:
+    """Start-up timestamps for ``bench_startup``: each stage once, after its first paint."""
+
+    def __init__(self, t0: float, app):
+        self.t0, self.app = t0, app
+        self.seen: dict = {}
+        self.window = None
+        self._keep = []
+
+    def mark(self, stage: str):
+        if stage in self.seen:
+            return
+        self.seen[stage] = time.time() - self.t0
+        print(f"startup {stage} {self.seen[stage]:.3f}", flush=True)
+        if self.window is not None and all(s in self.seen for s in TRACE_STAGES):
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, self.window.close)
+
+    def after_paint(self, widget, stage: str):
+        """Marks ``stage`` once ``widget`` has been painted (the next paint from now)."""
+        from PySide6.QtCore import QEvent, QObject, QTimer
+
+        trace = self
+
+        class Watch(QObject):
+            def eventFilter(self, obj, event):
+                if event.type() == QEvent.Type.Paint:
+                    obj.removeEventFilter(self)
+                    QTimer.singleShot(0, lambda: trace.mark(stage))
+                return False
+
+        watch = Watch()
+        self._keep.append(watch)
+        widget.installEventFilter(watch)
+        widget.update()
+
+
 def run(argv: Optional[list] = None) -> int:
     """``sda-studio`` / ``python main.py``: the desktop app, or ``--screenshot FILE.png``."""
     parser = argparse.ArgumentParser(prog="sda-studio", description="SDA Studio: score-based data assimilation")
@@ -64,6 +109,9 @@ def run(argv: Optional[list] = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SDA Studio")
     app.setOrganizationName("SDA Studio")
+    trace = _Trace(float(os.environ[TRACE_ENV]), app) if os.environ.get(TRACE_ENV) and not args.screenshot else None
+    if trace is not None:
+        trace.mark("qt")
     splash = None if args.screenshot else _splash(app)
     from .window import MainWindow
 
@@ -77,9 +125,22 @@ def run(argv: Optional[list] = None) -> int:
         return 0 if ok else 1
     # the window shows first; the default scenario (a short simulation) fills it a moment later
     window = MainWindow(settings_path=args.settings, load_default=False)
+    if trace is not None:
+        trace.mark("window_built")
+        trace.window = window
+        trace.after_paint(window, "window_shown")
+        window.state.modelChanged.connect(lambda: window.state.model is not None and trace.mark("model_ready"))
+        if window.state.model is not None:
+            trace.mark("model_ready")
     window.show()
     splash.finish(window)
-    QTimer.singleShot(0, window.load_default_scenario)
+
+    def load():
+        window.load_default_scenario()
+        if trace is not None:
+            trace.after_paint(window.grid_editor.plot_widget.viewport(), "scenario_ready")
+
+    QTimer.singleShot(0, load)
     return app.exec()
 
 

@@ -5,6 +5,9 @@ forwards estimates as previews but redraws at most every ``PREVIEW_INTERVAL_S`` 
 fast sampler cannot flood the event loop. A cancel sets the job's flag, which the
 sampler checks before each network call. On failure the message appears here and
 nothing in the state changes: the pattern, truth and earlier results stay.
+
+While the engine loads (the window's first seconds) the panel says so and Assimilate
+waits: a click then starts the run as soon as the shipped model is loaded.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from sda_gui.core.diffusion.checkpoint import check_model_for_system, load_checkpoint, shipped_model_paths
-
+from . import engine
 from .state import AppState, Results
 from .workers import JobRunner
 
@@ -42,11 +44,21 @@ def format_eta(seconds: float) -> str:
 
 
 def _available_devices() -> list[str]:
+    """Devices the engine can use; only the CPU is known before the engine has loaded."""
+    if not engine.ENGINE.ready():
+        return ["cpu"]
     try:
         from sda_gui.core.assimilation import available_devices
         return list(available_devices())
     except ImportError:
         return ["cpu"]
+
+
+def _checkpoint():
+    engine.ENGINE.wait()
+    from sda_gui.core.diffusion import checkpoint
+
+    return checkpoint
 
 
 class AssimilationPanel(QWidget):
@@ -67,6 +79,7 @@ class AssimilationPanel(QWidget):
         self._run_settings: dict = {}
         self._run_obs = None
         self._run_truth = None
+        self._queued = False   # Assimilate pressed while the engine loads
 
         self.model_combo = QComboBox()
         self.model_combo.setToolTip("Score model: the shipped one for this system, or a checkpoint file")
@@ -106,12 +119,10 @@ class AssimilationPanel(QWidget):
         self.samples_spin.setValue(DEFAULT_SAMPLES[None])
         self.samples_spin.setToolTip("Number of posterior trajectories to draw")
         self.device_combo = QComboBox()
-        devices = _available_devices()
-        self.device_combo.addItem(f"auto ({'cuda' if 'cuda' in devices else 'cpu'})", "auto")
+        self.device_combo.addItem("auto", "auto")
         self.device_combo.addItem("CPU", "cpu")
-        self.device_combo.addItem("CUDA" if "cuda" in devices else "CUDA (not available here)", "cuda")
-        if "cuda" not in devices:
-            self.device_combo.model().item(2).setEnabled(False)
+        self.device_combo.addItem("CUDA", "cuda")
+        self._fill_devices()
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Seed of the sampler noise")
@@ -171,9 +182,30 @@ class AssimilationPanel(QWidget):
         state.systemChanged.connect(self.refresh_models)
         state.systemChanged.connect(self._apply_system_defaults)
         state.modelChanged.connect(self._update_model_info)
+        state.engineReady.connect(self._engine_ready)
         self._defaults_for = state.system.name
         self._extra_models: list[str] = []
+        if state.engine_loaded:
+            self.refresh_models()
+        else:
+            self.model_combo.addItem("loading…", None)
+            self._update_model_info()
+
+    def _fill_devices(self):
+        """Names the automatic choice and greys out CUDA where there is none (or not known yet)."""
+        devices = _available_devices()
+        cuda = "cuda" in devices
+        self.device_combo.setItemText(0, f"auto ({'cuda' if cuda else 'cpu'})")
+        self.device_combo.setItemText(2, "CUDA" if cuda else "CUDA (not available here)")
+        self.device_combo.model().item(2).setEnabled(cuda)
+
+    def _engine_ready(self):
+        """The engine has loaded: the real device list, the shipped model, and a run asked for meanwhile."""
+        self._fill_devices()
         self.refresh_models()
+        if self._queued:
+            self._queued = False
+            self.assimilate()
 
     def _apply_system_defaults(self):
         """A new kind of system gets its own sample count: a field costs ~100× a ring per sample."""
@@ -185,10 +217,14 @@ class AssimilationPanel(QWidget):
     # models -----------------------------------------------------------------------------
     def refresh_models(self):
         """Lists the shipped model of the current system and the user's checkpoints; loads one."""
+        if not self.state.engine_loaded:
+            if engine.ENGINE.ready():
+                self.state.ensure_engine()  # its engineReady comes back here
+            return
         system = self.state.system
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
-        for shipped in shipped_model_paths(system.name):
+        for shipped in _checkpoint().shipped_model_paths(system.name):
             self.model_combo.addItem(f"shipped: {shipped.name}", str(shipped))
         for p in self._extra_models:
             self.model_combo.addItem(Path(p).name, p)
@@ -208,7 +244,7 @@ class AssimilationPanel(QWidget):
 
     def _fits(self, model) -> bool:
         try:
-            check_model_for_system(model, self.state.system)
+            _checkpoint().check_model_for_system(model, self.state.system)
             return True
         except ValueError:
             return False
@@ -226,9 +262,11 @@ class AssimilationPanel(QWidget):
         """Loads a checkpoint and checks it fits the current system; keeps the old model on error."""
         if not path:
             return False
+        self.state.ensure_engine()
         try:
-            model = load_checkpoint(path)
-            check_model_for_system(model, self.state.system)
+            ck = _checkpoint()
+            model = ck.load_checkpoint(path)
+            ck.check_model_for_system(model, self.state.system)
         except (ValueError, OSError) as exc:
             if not quiet:
                 self.show_error(f"cannot use model {Path(path).name}: {exc}")
@@ -261,8 +299,11 @@ class AssimilationPanel(QWidget):
     def _update_model_info(self):
         m = self.state.model
         if m is None:
-            self.model_info.setText(f"<i>No model for {self.state.system.title}: train one in the Training tab "
-                                    "or choose a file.</i>")
+            if not self.state.engine_loaded:
+                self.model_info.setText("<i>Loading the engine (torch) and the shipped model…</i>")
+            else:
+                self.model_info.setText(f"<i>No model for {self.state.system.title}: train one in the Training "
+                                        "tab or choose a file.</i>")
             self.assimilate_button.setEnabled(False)
             return
         arch = dict(m.arch)
@@ -332,12 +373,20 @@ class AssimilationPanel(QWidget):
         """Starts the sampler on the worker thread; False (with a message) if it cannot start."""
         if self.runner.running:
             return False
+        if not self.state.engine_loaded:
+            if not engine.ENGINE.ready():
+                # the first seconds: run once the shipped model has loaded rather than freeze the window
+                self._queued = True
+                self.progress.setFormat("starts when the model has loaded…")
+                self.state.message.emit("the engine is still loading: the assimilation starts as soon as it is ready")
+                return False
+            self.state.ensure_engine()  # its engineReady loads the shipped model
         model = self.state.model
         if model is None:
             self.show_error("no score model: train one in the Training tab or choose a checkpoint file")
             return False
         try:
-            check_model_for_system(model, self.state.system)
+            _checkpoint().check_model_for_system(model, self.state.system)
             obs = self.state.observation()
         except ValueError as exc:
             self.show_error(str(exc))

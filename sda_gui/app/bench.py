@@ -206,7 +206,7 @@ def startup_once(timeout_s: float = 120.0, env: Optional[dict] = None) -> dict:
     """
     from .main_window import TRACE_ENV, TRACE_STAGES
 
-    env = {**os.environ, **(env or {})}
+    env = dict(os.environ if env is None else env)   # the whole environment of the app
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory(prefix="sda-startup-") as tmp:
         cmd = _launch_command() + ["--settings", os.path.join(tmp, "settings.ini")]

@@ -1,7 +1,9 @@
 """Entry point of the desktop app: ``run()`` (the ``sda-studio`` script and ``python main.py``).
 
 Kept free of heavy imports: a splash screen is up within a fraction of a second while
-torch and the window's modules load. ``MainWindow`` is importable from here too.
+Qt, pyqtgraph and the window's modules load; the window then shows the default scenario
+and torch (with the shipped model) loads on a background thread (``engine``).
+``MainWindow`` is importable from here too.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ TRACE_STAGES = ("window_shown", "scenario_ready", "model_ready")
 
 
 def __getattr__(name):
-    # ``from sda_gui.app.main_window import MainWindow`` without importing torch at module load
+    # ``from sda_gui.app.main_window import MainWindow`` without importing Qt widgets at module load
     if name in ("MainWindow", "DEFAULT_SCENARIO"):
         from . import window
 
@@ -59,11 +61,10 @@ def _splash(app):
 class _Trace:
     """Start-up timestamps for ``bench_startup``: each stage once, after its first paint."""
 
-    def __init__(self, t0: float, app):
-        self.t0, self.app = t0, app
+    def __init__(self, t0: float):
+        self.t0 = t0
         self.seen: dict = {}
         self.window = None
-        self._keep = []
 
     def mark(self, stage: str):
         if stage in self.seen:
@@ -76,22 +77,9 @@ class _Trace:
             QTimer.singleShot(0, self.window.close)
 
     def after_paint(self, widget, stage: str):
-        """Marks ``stage`` once ``widget`` has been painted (the next paint from now)."""
-        from PySide6.QtCore import QEvent, QObject, QTimer
+        from .window import on_next_paint
 
-        trace = self
-
-        class Watch(QObject):
-            def eventFilter(self, obj, event):
-                if event.type() == QEvent.Type.Paint:
-                    obj.removeEventFilter(self)
-                    QTimer.singleShot(0, lambda: trace.mark(stage))
-                return False
-
-        watch = Watch()
-        self._keep.append(watch)
-        widget.installEventFilter(watch)
-        widget.update()
+        on_next_paint(widget, lambda: self.mark(stage))
 
 
 def run(argv: Optional[list] = None) -> int:
@@ -109,10 +97,11 @@ def run(argv: Optional[list] = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SDA Studio")
     app.setOrganizationName("SDA Studio")
-    trace = _Trace(float(os.environ[TRACE_ENV]), app) if os.environ.get(TRACE_ENV) and not args.screenshot else None
+    trace = _Trace(float(os.environ[TRACE_ENV])) if os.environ.get(TRACE_ENV) and not args.screenshot else None
     if trace is not None:
         trace.mark("qt")
-    splash = None if args.screenshot else _splash(app)
+    # offscreen nobody sees a splash, and Qt waits up to a second for it to be exposed
+    splash = None if args.screenshot or app.platformName() == "offscreen" else _splash(app)
     from .window import MainWindow
 
     if args.screenshot:
@@ -123,22 +112,23 @@ def run(argv: Optional[list] = None) -> int:
         window.shutdown()
         print(f"screenshot written to {args.screenshot}" if ok else "could not write the screenshot")
         return 0 if ok else 1
-    # the window shows first; the default scenario (a short simulation) fills it a moment later
-    window = MainWindow(settings_path=args.settings, load_default=False)
+    # the window shows first, with the default scenario; torch and the model load afterwards
+    window = MainWindow(settings_path=args.settings, load_default=False, wait_engine=False)
     if trace is not None:
         trace.mark("window_built")
         trace.window = window
         trace.after_paint(window, "window_shown")
         window.state.modelChanged.connect(lambda: window.state.model is not None and trace.mark("model_ready"))
-        if window.state.model is not None:
-            trace.mark("model_ready")
+        window.state.engineReady.connect(lambda: trace.mark("engine_ready"))
     window.show()
-    splash.finish(window)
+    if splash is not None:
+        splash.finish(window)
 
     def load():
         window.load_default_scenario()
         if trace is not None:
             trace.after_paint(window.grid_editor.plot_widget.viewport(), "scenario_ready")
+        window.start_engine_after_paint()
 
     QTimer.singleShot(0, load)
     return app.exec()

@@ -1,9 +1,10 @@
 """Assimilation panel: model, guidance and sampler settings; runs the sampler on the worker.
 
-The sampler reports after every step with the current denoised estimate. The panel
-forwards estimates as previews but redraws at most every ``PREVIEW_INTERVAL_S`` so a
-fast sampler cannot flood the event loop. A cancel sets the job's flag, which the
-sampler checks before each network call. On failure the message appears here and
+The sampler reports after every step with the current denoised estimate. The worker
+forwards an estimate as a preview at most every ``PREVIEW_INTERVAL_S``, so a fast
+sampler cannot flood the event loop, together with what the results view draws of it
+(``preview_prepare``, computed on the worker): the UI thread only hands arrays over.
+A cancel sets the job's flag, which the sampler checks before each network call. On failure the message appears here and
 nothing in the state changes: the pattern, truth and earlier results stay.
 
 While the engine loads (the window's first seconds) the panel says so and Assimilate
@@ -13,11 +14,12 @@ waits: a click then starts the run as soon as the shipped model is loaded.
 from __future__ import annotations
 
 import time
+import traceback
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -32,7 +34,7 @@ DEFAULT_SAMPLES = {None: 8, "kolmogorov": 2}
 
 GUIDANCES = {"sda": "SDA (Rozet & Louppe)", "dps": "DPS (baseline)", "mmps": "MMPS (Tweedie covariance)"}
 MODEL_FILTER = "SDA Studio models (*.pt);;All files (*)"
-PREVIEW_INTERVAL_S = 0.1
+PREVIEW_INTERVAL_S = 0.2
 
 
 def format_eta(seconds: float) -> str:
@@ -80,6 +82,10 @@ class AssimilationPanel(QWidget):
         self._run_obs = None
         self._run_truth = None
         self._queued = False   # Assimilate pressed while the engine loads
+        #: set by whoever shows the run (``runStarting``): ``prepare(samples)`` computes on the
+        #: worker thread what the results view draws of a preview or of the final samples
+        self.preview_prepare = None
+        self._pending_preview = None
 
         self.model_combo = QComboBox()
         self.model_combo.setToolTip("Score model: the shipped one for this system, or a checkpoint file")
@@ -401,13 +407,41 @@ class AssimilationPanel(QWidget):
         self._run_truth = None if self.state.truth is None else self.state.truth.copy()
         want_preview = self.preview_check.isChecked()
         truth = self._run_truth
+        self.show_error("")
+        # samples live on the state grid even when the observations are coarse; as many blank
+        # ones as will come, so that titles and controls do not change at the first preview
+        blank = np.full((settings["n_samples"], obs.length, *self.state.state_shape), np.nan, dtype=np.float32)
+        self.preview_prepare = None
+        # the results view lays out its plots and hands back what computes their data (preview_prepare)
+        self.runStarting.emit(Results(samples=blank, observation=obs, truth=self._run_truth,
+                                      settings={"step": 0, "total": settings["steps"]}, preview=True))
+        prepare = self.preview_prepare
+        interval = PREVIEW_INTERVAL_S
+
+        def prepared(samples, preview=True):
+            """What the results view will draw of ``samples``, computed here on the worker thread."""
+            if prepare is None:
+                return None
+            try:
+                return prepare(samples, preview=preview)
+            except Exception:  # noqa: BLE001 - the view then computes it itself
+                traceback.print_exc()
+                return None
 
         def job(report, should_stop):
             from sda_gui.core.assimilation import assimilate
 
+            last = [float("-inf")]
+
             def progress(step, total, estimate):
-                # the estimate is only copied for the UI when it asked for previews
-                report((step, total, estimate.numpy() if want_preview else None))
+                # an estimate goes to the UI only when asked for, and at most every `interval`
+                now = time.perf_counter()
+                if not want_preview or (step < total and now - last[0] < interval):
+                    report((step, total, None))
+                    return
+                last[0] = now
+                samples = estimate.numpy()
+                report((step, total, (samples, prepared(samples))))
 
             x = assimilate(model, obs, settings["n_samples"], steps=settings["steps"],
                            corrections=settings["corrections"], guidance=settings["guidance"],
@@ -417,13 +451,8 @@ class AssimilationPanel(QWidget):
             from .results_view import compute_metrics
 
             metrics = compute_metrics(Results(samples=samples, observation=obs, truth=truth))
-            return samples, metrics
+            return samples, metrics, prepared(np.asarray(samples, dtype=np.float32), preview=False)
 
-        self.show_error("")
-        # samples live on the state grid even when the observations are coarse
-        blank = np.full((1, obs.length, *self.state.state_shape), np.nan, dtype=np.float32)
-        self.runStarting.emit(Results(samples=blank, observation=obs, truth=self._run_truth,
-                                      settings={"step": 0, "total": settings["steps"]}, preview=True))
         self._t0 = time.perf_counter()
         self._last_preview = 0.0
         self.runner.start(job, "assimilate")
@@ -446,28 +475,41 @@ class AssimilationPanel(QWidget):
             w.setEnabled(not busy)
 
     def _on_progress(self, payload):
-        step, total, estimate = payload
+        step, total, preview = payload
         elapsed = time.perf_counter() - self._t0
         eta = elapsed / max(step, 1) * (total - step)
         self.progress.setRange(0, int(total))
         self.progress.setValue(int(step))
         self.progress.setFormat(f"step {step} / {total} · {elapsed:.1f} s · ETA {format_eta(eta)}")
         now = time.perf_counter()
-        if estimate is not None and (now - self._last_preview >= PREVIEW_INTERVAL_S or step == total):
+        # the worker spaces previews out; should the UI fall behind, stale ones are dropped here
+        if preview is not None and (now - self._last_preview >= PREVIEW_INTERVAL_S / 2 or step == total):
             self._last_preview = now
-            self.state.set_preview(Results(samples=estimate, observation=self._run_obs, truth=self._run_truth,
-                                           settings={**self._run_settings, "step": step, "total": total},
-                                           preview=True))
+            estimate, prepared = preview
+            pending = self._pending_preview is not None
+            self._pending_preview = Results(samples=estimate, observation=self._run_obs, truth=self._run_truth,
+                                            settings={**self._run_settings, "step": step, "total": total},
+                                            preview=True, prepared=prepared)
+            if not pending:
+                # on the next turn of the event loop: the progress bar and the preview are
+                # then painted in two short steps, with input handled in between
+                QTimer.singleShot(0, self, self._show_preview)
+
+    def _show_preview(self):
+        preview, self._pending_preview = self._pending_preview, None
+        if preview is not None and self.runner.running:   # not after the run has ended
+            self.state.set_preview(preview)
 
     def _on_finished(self, result):
-        samples, metrics = result
+        samples, metrics, prepared = result
         self._busy(False)
         elapsed = time.perf_counter() - self._t0
         self.progress.setValue(self.progress.maximum())
         self.progress.setFormat(f"done: {samples.shape[0]} samples in {elapsed:.1f} s")
         settings = {**self._run_settings, "seconds": elapsed}
         self.state.set_results(Results(samples=np.asarray(samples, dtype=np.float32), observation=self._run_obs,
-                                       truth=self._run_truth, settings=settings, metrics=metrics))
+                                       truth=self._run_truth, settings=settings, metrics=metrics,
+                                       prepared=prepared))
         self.state.message.emit(f"assimilation done: {samples.shape[0]} samples in {elapsed:.1f} s")
         self.runEnded.emit("finished")
 

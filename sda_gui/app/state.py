@@ -49,6 +49,9 @@ class Results:
     settings: dict = field(default_factory=dict)
     preview: bool = False                # a denoised estimate while the sampler runs
     metrics: Optional[dict] = None       # computed by the worker, so the UI thread never waits on them
+    #: what the results view draws of these samples, computed by the worker
+    #: (``result_plots.PlotData``); the view recomputes it when it shows something else
+    prepared: Optional[object] = None
 
     @property
     def length(self) -> int:

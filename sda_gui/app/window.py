@@ -322,7 +322,7 @@ class MainWindow(QMainWindow):
     def _run_starting(self, blank):
         self.results_view.pause()
         self.tabs.setCurrentWidget(self.results_view)
-        self.results_view.prepare_for_run(blank)
+        self.assimilation_panel.preview_prepare = self.results_view.prepare_for_run(blank)
 
     def _run_started(self):
         self.show_message("assimilating…")

@@ -149,6 +149,9 @@ def test_prepared_previews_of_the_other_plots(qtbot, kind):
                                        preview=True, prepared=d))
         if kind == "field":
             assert plots.mean_w is d.arrays["mean"] and plots.mean_w.dtype == np.uint8
+            h, w = res.samples.shape[-2:]   # fields are [x, y], images [y, x]: 64 × 64 either way here
+            assert (plots.rect.width(), plots.rect.height()) == (w, h)
+            assert plots.panels["mean"][1].image.shape == (h, w, 4)
             ranges.append(plots.panels["mean"][2]._sda_levels)
         else:
             assert plots.shown is d.arrays["shown"]

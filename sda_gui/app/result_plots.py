@@ -775,8 +775,7 @@ class FieldPlots(_Plots):
         self.sample_w, self.mean_w, self.std_w, self.truth_w = a["sample"], a["mean"], a["spread"], a["truth"]
         self.levels, self.std_levels = levels["state"], levels["spread"]
         label = a["label"]
-        ref = self.truth_w if self.truth_w is not None else self.mean_w
-        h, w = ref.shape[-2:]
+        h, w = self.mean_w.shape[1:3]   # frames (L, H, W), or RGBA (L, H, W, 4) in a preview
         self.rect = QRectF(0, 0, w, h)
         set_title(self.panels["sample"][0], f"Sample #{a['k'] + 1} of {a['n']}: {label}")
         set_title(self.panels["mean"][0], f"Posterior mean: {label}")

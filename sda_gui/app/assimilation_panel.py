@@ -1,25 +1,29 @@
 """Assimilation panel: model, guidance and sampler settings; runs the sampler on the worker.
 
-The sampler reports after every step with the current denoised estimate. The panel
-forwards estimates as previews but redraws at most every ``PREVIEW_INTERVAL_S`` so a
-fast sampler cannot flood the event loop. A cancel sets the job's flag, which the
-sampler checks before each network call. On failure the message appears here and
+The sampler reports after every step with the current denoised estimate. The worker
+forwards an estimate as a preview at most every ``PREVIEW_INTERVAL_S``, so a fast
+sampler cannot flood the event loop, together with what the results view draws of it
+(``preview_prepare``, computed on the worker): the UI thread only hands arrays over.
+A cancel sets the job's flag, which the sampler checks before each network call. On failure the message appears here and
 nothing in the state changes: the pattern, truth and earlier results stay.
+
+While the engine loads (the window's first seconds) the panel says so and Assimilate
+waits: a click then starts the run as soon as the shipped model is loaded.
 """
 
 from __future__ import annotations
 
 import time
+import traceback
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from sda_gui.core.diffusion.checkpoint import check_model_for_system, load_checkpoint, shipped_model_paths
-
+from . import engine
 from .state import AppState, Results
 from .workers import JobRunner
 
@@ -30,7 +34,7 @@ DEFAULT_SAMPLES = {None: 8, "kolmogorov": 2}
 
 GUIDANCES = {"sda": "SDA (Rozet & Louppe)", "dps": "DPS (baseline)", "mmps": "MMPS (Tweedie covariance)"}
 MODEL_FILTER = "SDA Studio models (*.pt);;All files (*)"
-PREVIEW_INTERVAL_S = 0.1
+PREVIEW_INTERVAL_S = 0.2
 
 
 def format_eta(seconds: float) -> str:
@@ -42,11 +46,21 @@ def format_eta(seconds: float) -> str:
 
 
 def _available_devices() -> list[str]:
+    """Devices the engine can use; only the CPU is known before the engine has loaded."""
+    if not engine.ENGINE.ready():
+        return ["cpu"]
     try:
         from sda_gui.core.assimilation import available_devices
         return list(available_devices())
     except ImportError:
         return ["cpu"]
+
+
+def _checkpoint():
+    engine.ENGINE.wait()
+    from sda_gui.core.diffusion import checkpoint
+
+    return checkpoint
 
 
 class AssimilationPanel(QWidget):
@@ -67,6 +81,11 @@ class AssimilationPanel(QWidget):
         self._run_settings: dict = {}
         self._run_obs = None
         self._run_truth = None
+        self._queued = False   # Assimilate pressed while the engine loads
+        #: set by whoever shows the run (``runStarting``): ``prepare(samples)`` computes on the
+        #: worker thread what the results view draws of a preview or of the final samples
+        self.preview_prepare = None
+        self._pending_preview = None
 
         self.model_combo = QComboBox()
         self.model_combo.setToolTip("Score model: the shipped one for this system, or a checkpoint file")
@@ -106,12 +125,10 @@ class AssimilationPanel(QWidget):
         self.samples_spin.setValue(DEFAULT_SAMPLES[None])
         self.samples_spin.setToolTip("Number of posterior trajectories to draw")
         self.device_combo = QComboBox()
-        devices = _available_devices()
-        self.device_combo.addItem(f"auto ({'cuda' if 'cuda' in devices else 'cpu'})", "auto")
+        self.device_combo.addItem("auto", "auto")
         self.device_combo.addItem("CPU", "cpu")
-        self.device_combo.addItem("CUDA" if "cuda" in devices else "CUDA (not available here)", "cuda")
-        if "cuda" not in devices:
-            self.device_combo.model().item(2).setEnabled(False)
+        self.device_combo.addItem("CUDA", "cuda")
+        self._fill_devices()
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Seed of the sampler noise")
@@ -171,9 +188,30 @@ class AssimilationPanel(QWidget):
         state.systemChanged.connect(self.refresh_models)
         state.systemChanged.connect(self._apply_system_defaults)
         state.modelChanged.connect(self._update_model_info)
+        state.engineReady.connect(self._engine_ready)
         self._defaults_for = state.system.name
         self._extra_models: list[str] = []
+        if state.engine_loaded:
+            self.refresh_models()
+        else:
+            self.model_combo.addItem("loading…", None)
+            self._update_model_info()
+
+    def _fill_devices(self):
+        """Names the automatic choice and greys out CUDA where there is none (or not known yet)."""
+        devices = _available_devices()
+        cuda = "cuda" in devices
+        self.device_combo.setItemText(0, f"auto ({'cuda' if cuda else 'cpu'})")
+        self.device_combo.setItemText(2, "CUDA" if cuda else "CUDA (not available here)")
+        self.device_combo.model().item(2).setEnabled(cuda)
+
+    def _engine_ready(self):
+        """The engine has loaded: the real device list, the shipped model, and a run asked for meanwhile."""
+        self._fill_devices()
         self.refresh_models()
+        if self._queued:
+            self._queued = False
+            self.assimilate()
 
     def _apply_system_defaults(self):
         """A new kind of system gets its own sample count: a field costs ~100× a ring per sample."""
@@ -185,10 +223,14 @@ class AssimilationPanel(QWidget):
     # models -----------------------------------------------------------------------------
     def refresh_models(self):
         """Lists the shipped model of the current system and the user's checkpoints; loads one."""
+        if not self.state.engine_loaded:
+            if engine.ENGINE.ready():
+                self.state.ensure_engine()  # its engineReady comes back here
+            return
         system = self.state.system
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
-        for shipped in shipped_model_paths(system.name, "auto"):
+        for shipped in _checkpoint().shipped_model_paths(system.name, "auto"):
             self.model_combo.addItem(f"shipped: {shipped.name}", str(shipped))
         for p in self._extra_models:
             self.model_combo.addItem(Path(p).name, p)
@@ -208,7 +250,7 @@ class AssimilationPanel(QWidget):
 
     def _fits(self, model) -> bool:
         try:
-            check_model_for_system(model, self.state.system)
+            _checkpoint().check_model_for_system(model, self.state.system)
             return True
         except ValueError:
             return False
@@ -226,9 +268,11 @@ class AssimilationPanel(QWidget):
         """Loads a checkpoint and checks it fits the current system; keeps the old model on error."""
         if not path:
             return False
+        self.state.ensure_engine()
         try:
-            model = load_checkpoint(path)
-            check_model_for_system(model, self.state.system)
+            ck = _checkpoint()
+            model = ck.load_checkpoint(path)
+            ck.check_model_for_system(model, self.state.system)
         except (ValueError, OSError) as exc:
             if not quiet:
                 self.show_error(f"cannot use model {Path(path).name}: {exc}")
@@ -261,8 +305,11 @@ class AssimilationPanel(QWidget):
     def _update_model_info(self):
         m = self.state.model
         if m is None:
-            self.model_info.setText(f"<i>No model for {self.state.system.title}: train one in the Training tab "
-                                    "or choose a file.</i>")
+            if not self.state.engine_loaded:
+                self.model_info.setText("<i>Loading the engine (torch) and the shipped model…</i>")
+            else:
+                self.model_info.setText(f"<i>No model for {self.state.system.title}: train one in the Training "
+                                        "tab or choose a file.</i>")
             self.assimilate_button.setEnabled(False)
             return
         arch = dict(m.arch)
@@ -332,12 +379,20 @@ class AssimilationPanel(QWidget):
         """Starts the sampler on the worker thread; False (with a message) if it cannot start."""
         if self.runner.running:
             return False
+        if not self.state.engine_loaded:
+            if not engine.ENGINE.ready():
+                # the first seconds: run once the shipped model has loaded rather than freeze the window
+                self._queued = True
+                self.progress.setFormat("starts when the model has loaded…")
+                self.state.message.emit("the engine is still loading: the assimilation starts as soon as it is ready")
+                return False
+            self.state.ensure_engine()  # its engineReady loads the shipped model
         model = self.state.model
         if model is None:
             self.show_error("no score model: train one in the Training tab or choose a checkpoint file")
             return False
         try:
-            check_model_for_system(model, self.state.system)
+            _checkpoint().check_model_for_system(model, self.state.system)
             obs = self.state.observation()
         except ValueError as exc:
             self.show_error(str(exc))
@@ -352,13 +407,41 @@ class AssimilationPanel(QWidget):
         self._run_truth = None if self.state.truth is None else self.state.truth.copy()
         want_preview = self.preview_check.isChecked()
         truth = self._run_truth
+        self.show_error("")
+        # samples live on the state grid even when the observations are coarse; as many blank
+        # ones as will come, so that titles and controls do not change at the first preview
+        blank = np.full((settings["n_samples"], obs.length, *self.state.state_shape), np.nan, dtype=np.float32)
+        self.preview_prepare = None
+        # the results view lays out its plots and hands back what computes their data (preview_prepare)
+        self.runStarting.emit(Results(samples=blank, observation=obs, truth=self._run_truth,
+                                      settings={"step": 0, "total": settings["steps"]}, preview=True))
+        prepare = self.preview_prepare
+        interval = PREVIEW_INTERVAL_S
+
+        def prepared(samples, preview=True):
+            """What the results view will draw of ``samples``, computed here on the worker thread."""
+            if prepare is None:
+                return None
+            try:
+                return prepare(samples, preview=preview)
+            except Exception:  # noqa: BLE001 - the view then computes it itself
+                traceback.print_exc()
+                return None
 
         def job(report, should_stop):
             from sda_gui.core.assimilation import assimilate
 
+            last = [float("-inf")]
+
             def progress(step, total, estimate):
-                # the estimate is only copied for the UI when it asked for previews
-                report((step, total, estimate.numpy() if want_preview else None))
+                # an estimate goes to the UI only when asked for, and at most every `interval`
+                now = time.perf_counter()
+                if not want_preview or (step < total and now - last[0] < interval):
+                    report((step, total, None))
+                    return
+                last[0] = now
+                samples = estimate.numpy()
+                report((step, total, (samples, prepared(samples))))
 
             x = assimilate(model, obs, settings["n_samples"], steps=settings["steps"],
                            corrections=settings["corrections"], guidance=settings["guidance"],
@@ -368,13 +451,8 @@ class AssimilationPanel(QWidget):
             from .results_view import compute_metrics
 
             metrics = compute_metrics(Results(samples=samples, observation=obs, truth=truth))
-            return samples, metrics
+            return samples, metrics, prepared(np.asarray(samples, dtype=np.float32), preview=False)
 
-        self.show_error("")
-        # samples live on the state grid even when the observations are coarse
-        blank = np.full((1, obs.length, *self.state.state_shape), np.nan, dtype=np.float32)
-        self.runStarting.emit(Results(samples=blank, observation=obs, truth=self._run_truth,
-                                      settings={"step": 0, "total": settings["steps"]}, preview=True))
         self._t0 = time.perf_counter()
         self._last_preview = 0.0
         self.runner.start(job, "assimilate")
@@ -397,28 +475,41 @@ class AssimilationPanel(QWidget):
             w.setEnabled(not busy)
 
     def _on_progress(self, payload):
-        step, total, estimate = payload
+        step, total, preview = payload
         elapsed = time.perf_counter() - self._t0
         eta = elapsed / max(step, 1) * (total - step)
         self.progress.setRange(0, int(total))
         self.progress.setValue(int(step))
         self.progress.setFormat(f"step {step} / {total} · {elapsed:.1f} s · ETA {format_eta(eta)}")
         now = time.perf_counter()
-        if estimate is not None and (now - self._last_preview >= PREVIEW_INTERVAL_S or step == total):
+        # the worker spaces previews out; should the UI fall behind, stale ones are dropped here
+        if preview is not None and (now - self._last_preview >= PREVIEW_INTERVAL_S / 2 or step == total):
             self._last_preview = now
-            self.state.set_preview(Results(samples=estimate, observation=self._run_obs, truth=self._run_truth,
-                                           settings={**self._run_settings, "step": step, "total": total},
-                                           preview=True))
+            estimate, prepared = preview
+            pending = self._pending_preview is not None
+            self._pending_preview = Results(samples=estimate, observation=self._run_obs, truth=self._run_truth,
+                                            settings={**self._run_settings, "step": step, "total": total},
+                                            preview=True, prepared=prepared)
+            if not pending:
+                # on the next turn of the event loop: the progress bar and the preview are
+                # then painted in two short steps, with input handled in between
+                QTimer.singleShot(0, self, self._show_preview)
+
+    def _show_preview(self):
+        preview, self._pending_preview = self._pending_preview, None
+        if preview is not None and self.runner.running:   # not after the run has ended
+            self.state.set_preview(preview)
 
     def _on_finished(self, result):
-        samples, metrics = result
+        samples, metrics, prepared = result
         self._busy(False)
         elapsed = time.perf_counter() - self._t0
         self.progress.setValue(self.progress.maximum())
         self.progress.setFormat(f"done: {samples.shape[0]} samples in {elapsed:.1f} s")
         settings = {**self._run_settings, "seconds": elapsed}
         self.state.set_results(Results(samples=np.asarray(samples, dtype=np.float32), observation=self._run_obs,
-                                       truth=self._run_truth, settings=settings, metrics=metrics))
+                                       truth=self._run_truth, settings=settings, metrics=metrics,
+                                       prepared=prepared))
         self.state.message.emit(f"assimilation done: {samples.shape[0]} samples in {elapsed:.1f} s")
         self.runEnded.emit("finished")
 

@@ -7,19 +7,25 @@
   Hovmöller panels) or a 64×64 field with four image panels.
 - ``bench_event_loop_gap``: the worst gap between ticks of a 5 ms UI timer while an
   assimilation runs on the worker thread with live previews (target: under 50 ms).
+- ``bench_startup``: seconds from launching ``python main.py`` to the window painted,
+  the default scenario painted and the shipped model loaded (target: scenario ≤ 3 s).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 __all__ = ["bench_animation", "bench_animation_detailed", "bench_event_loop_gap", "bench_event_loop_gap_detailed",
-           "run_gui_benchmarks"]
+           "bench_startup", "startup_once", "run_gui_benchmarks"]
 
 
 def _app():
@@ -184,6 +190,60 @@ def bench_event_loop_gap_detailed(n_samples: int = 8, steps: int = 32, correctio
         app.processEvents()
 
 
+def _launch_command() -> list:
+    main = Path(__file__).resolve().parents[2] / "main.py"
+    if main.exists():
+        return [sys.executable, str(main)]
+    return [sys.executable, "-c", "import sys; from sda_gui.app.main_window import run; sys.exit(run())"]
+
+
+def startup_once(timeout_s: float = 120.0, env: Optional[dict] = None) -> dict:
+    """Launches the app once (offscreen, fresh settings) and returns ``{stage: seconds}``.
+
+    The app prints when each stage is done (``main_window.TRACE_ENV``) and quits after the
+    last one. The clock starts just before the process is spawned, so interpreter start-up
+    and every import count.
+    """
+    from .main_window import TRACE_ENV, TRACE_STAGES
+
+    env = dict(os.environ if env is None else env)   # the whole environment of the app
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    with tempfile.TemporaryDirectory(prefix="sda-startup-") as tmp:
+        cmd = _launch_command() + ["--settings", os.path.join(tmp, "settings.ini")]
+        t0 = time.time()
+        env[TRACE_ENV] = repr(t0)
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    stages = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "startup":
+            stages[parts[1]] = float(parts[2])
+    missing = [s for s in TRACE_STAGES if s not in stages]
+    if res.returncode != 0 or missing:
+        raise RuntimeError(f"start-up trace incomplete (exit {res.returncode}, missing {missing}): "
+                           f"{res.stderr.strip()[-1500:]}")
+    return stages
+
+
+def bench_startup(runs: int = 5, warmup: int = 1, timeout_s: float = 120.0) -> dict:
+    """Median seconds from launch to each start-up stage over ``runs`` launches.
+
+    ``warmup`` launches first (not counted) let Python write its bytecode caches, as a
+    second start of an installed app finds them. Returns ``{stage: median}`` plus
+    ``runs``: every launch's stages.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for _ in range(warmup):
+        startup_once(timeout_s, env)
+    all_runs = [startup_once(timeout_s, env) for _ in range(runs)]
+    out: dict = {}
+    for stage in all_runs[0]:
+        values = [r[stage] for r in all_runs if stage in r]
+        out[stage] = statistics.median(values)
+    out["runs"] = all_runs
+    return out
+
+
 def run_gui_benchmarks(quick: bool = False) -> dict:
     """Everything ``python -m sda_gui bench gui`` reports."""
     frames = 200 if quick else 600
@@ -195,6 +255,8 @@ def run_gui_benchmarks(quick: bool = False) -> dict:
         out[f"animation_fps_cpu_{name}"] = r["fps_cpu"]
     out.update({f"event_loop_{k}": v for k, v in
                 bench_event_loop_gap_detailed(steps=8 if quick else 32).items()})
+    startup = bench_startup(runs=2 if quick else 5)
+    out.update({f"startup_{k}_s": v for k, v in startup.items() if k != "runs"})
     return out
 
 

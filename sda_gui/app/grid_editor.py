@@ -28,8 +28,6 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDia
                                QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from sda_gui.core.observation import Observation
-
 from . import operators as ops
 from .plotting import lut, mask_overlay, robust_levels
 from .state import AppState
@@ -787,7 +785,7 @@ class GridEditor(QWidget):
         if not path:
             return False
         try:
-            obs: Observation = self.state.observation()
+            obs = self.state.observation()
             obs.save(path)
         except (ValueError, OSError) as exc:
             self.show_error(f"cannot save observations: {exc}")
@@ -802,6 +800,9 @@ class GridEditor(QWidget):
         if not path:
             return False
         try:
+            self.state.ensure_engine()
+            from sda_gui.core.observation import Observation
+
             obs = Observation.load(path)
             self.state.set_observation(obs)
         except (ValueError, OSError) as exc:

@@ -1,7 +1,9 @@
 """Entry point of the desktop app: ``run()`` (the ``sda-studio`` script and ``python main.py``).
 
 Kept free of heavy imports: a splash screen is up within a fraction of a second while
-torch and the window's modules load. ``MainWindow`` is importable from here too.
+Qt, pyqtgraph and the window's modules load; the window then shows the default scenario
+and torch (with the shipped model) loads on a background thread (``engine``).
+``MainWindow`` is importable from here too.
 """
 
 from __future__ import annotations
@@ -9,13 +11,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import Optional
 
-__all__ = ["MainWindow", "run", "DEFAULT_SCENARIO"]
+__all__ = ["MainWindow", "run", "DEFAULT_SCENARIO", "TRACE_ENV"]
+
+#: set to the launcher's ``time.time()`` to make ``run()`` print when each start-up stage is
+#: done (``startup <stage> <seconds since launch>``) and quit; ``bench_startup`` uses it
+TRACE_ENV = "SDA_STUDIO_STARTUP_TRACE"
+#: the stages, in order: the window painted, the default scenario painted, the model loaded
+TRACE_STAGES = ("window_shown", "scenario_ready", "model_ready")
 
 
 def __getattr__(name):
-    # ``from sda_gui.app.main_window import MainWindow`` without importing torch at module load
+    # ``from sda_gui.app.main_window import MainWindow`` without importing Qt widgets at module load
     if name in ("MainWindow", "DEFAULT_SCENARIO"):
         from . import window
 
@@ -49,6 +58,30 @@ def _splash(app):
     return splash
 
 
+class _Trace:
+    """Start-up timestamps for ``bench_startup``: each stage once, after its first paint."""
+
+    def __init__(self, t0: float):
+        self.t0 = t0
+        self.seen: dict = {}
+        self.window = None
+
+    def mark(self, stage: str):
+        if stage in self.seen:
+            return
+        self.seen[stage] = time.time() - self.t0
+        print(f"startup {stage} {self.seen[stage]:.3f}", flush=True)
+        if self.window is not None and all(s in self.seen for s in TRACE_STAGES):
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, self.window.close)
+
+    def after_paint(self, widget, stage: str):
+        from .window import on_next_paint
+
+        on_next_paint(widget, lambda: self.mark(stage))
+
+
 def run(argv: Optional[list] = None) -> int:
     """``sda-studio`` / ``python main.py``: the desktop app, or ``--screenshot FILE.png``."""
     parser = argparse.ArgumentParser(prog="sda-studio", description="SDA Studio: score-based data assimilation")
@@ -64,7 +97,11 @@ def run(argv: Optional[list] = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SDA Studio")
     app.setOrganizationName("SDA Studio")
-    splash = None if args.screenshot else _splash(app)
+    trace = _Trace(float(os.environ[TRACE_ENV])) if os.environ.get(TRACE_ENV) and not args.screenshot else None
+    if trace is not None:
+        trace.mark("qt")
+    # offscreen nobody sees a splash, and Qt waits up to a second for it to be exposed
+    splash = None if args.screenshot or app.platformName() == "offscreen" else _splash(app)
     from .window import MainWindow
 
     if args.screenshot:
@@ -75,11 +112,25 @@ def run(argv: Optional[list] = None) -> int:
         window.shutdown()
         print(f"screenshot written to {args.screenshot}" if ok else "could not write the screenshot")
         return 0 if ok else 1
-    # the window shows first; the default scenario (a short simulation) fills it a moment later
-    window = MainWindow(settings_path=args.settings, load_default=False)
+    # the window shows first, with the default scenario; torch and the model load afterwards
+    window = MainWindow(settings_path=args.settings, load_default=False, wait_engine=False)
+    if trace is not None:
+        trace.mark("window_built")
+        trace.window = window
+        trace.after_paint(window, "window_shown")
+        window.state.modelChanged.connect(lambda: window.state.model is not None and trace.mark("model_ready"))
+        window.state.engineReady.connect(lambda: trace.mark("engine_ready"))
     window.show()
-    splash.finish(window)
-    QTimer.singleShot(0, window.load_default_scenario)
+    if splash is not None:
+        splash.finish(window)
+
+    def load():
+        window.load_default_scenario()
+        if trace is not None:
+            trace.after_paint(window.grid_editor.plot_widget.viewport(), "scenario_ready")
+        window.start_engine_after_paint()
+
+    QTimer.singleShot(0, load)
     return app.exec()
 
 

@@ -5,6 +5,9 @@ editor's side of them: which operators a state grid offers, the observed grid's
 shape with one clear message when an operator does not fit, moving a pattern from
 one operator's grid to another's, and where an observed cell sits on the state grid
 (for plots). Spatial axes are the last one of a 1-D state and the last two of a field.
+
+Direct observation (the identity) is answered here without the engine, so the editor
+works while torch still loads; any other operator asks the core.
 """
 
 from __future__ import annotations
@@ -12,9 +15,8 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import torch
 
-from sda_gui.core.observation import parse_operator
+from . import engine
 
 __all__ = ["KINDS", "normalize", "factor_of", "kind_of", "operator_factors", "offers_operators",
            "observed_shape", "apply", "convert_mask", "positions", "describe", "cell_extent", "ordinal"]
@@ -28,8 +30,26 @@ def _spatial(state_shape) -> tuple:
     return tuple(state_shape[-2:]) if len(state_shape) >= 2 else tuple(state_shape[-1:])
 
 
+#: what the core reads as the identity (``core.observation.parse_operator``)
+IDENTITY_SPECS = ("", "identity", "none")
+
+
+def _is_identity(spec: Optional[str]) -> bool:
+    return spec is None or str(spec).strip() in IDENTITY_SPECS
+
+
+def parse_operator(spec: Optional[str]):
+    """The core's operator for ``spec`` (loads the engine if needed)."""
+    engine.ENGINE.wait()
+    from sda_gui.core.observation import parse_operator as parse
+
+    return parse(spec)
+
+
 def normalize(spec: Optional[str]) -> Optional[str]:
     """The canonical spec (``"coarsen:8"``), or None for the identity; raises on a bad spec."""
+    if _is_identity(spec):
+        return None
     return parse_operator(spec).spec
 
 
@@ -60,15 +80,20 @@ def operator_factors(state_shape) -> list[int]:
 def observed_shape(state_shape, spec: Optional[str]) -> tuple:
     """``op.output_shape(state_shape)``: one line (an ObservationError) when a block size
     does not divide the grid. Subsampling takes ``ceil(n / s)`` points, so any step fits."""
+    if _is_identity(spec):
+        return tuple(state_shape)
     return tuple(parse_operator(spec).output_shape(tuple(state_shape)))
 
 
 def apply(x: np.ndarray, spec: Optional[str], state_ndim: int) -> np.ndarray:
     """``op(x)`` for arrays ``(..., *state_shape)``, float32 (what is observed, before noise)."""
-    if not spec:
+    if _is_identity(spec):
         return np.asarray(x, dtype=np.float32)
+    op = parse_operator(spec)
+    import torch
+
     t = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    return parse_operator(spec)(t, state_ndim).numpy()
+    return op(t, state_ndim).numpy()
 
 
 def _footprint(mask: np.ndarray, spec: Optional[str], state_shape) -> np.ndarray:

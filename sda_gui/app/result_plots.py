@@ -10,16 +10,23 @@
   spread at time t as images. ``LowDimPlots`` and ``FieldPlots`` mark observed points
   only for direct observations (the metrics line names the operator otherwise).
 
-Each class builds its items once (``configure``), swaps data in ``set_results``
-(precomputing everything a frame needs) and only moves cheap things in
-``show_frame``, which is what animation calls at 60+ frames per second. Images are
-bare ``ImageItem``s with fixed levels and a lookup table; many samples are one
-``PlotDataItem`` whose curves are separated by NaN (``connect="finite"``).
+Each class builds its items once, swaps data in ``set_results`` and only moves cheap
+things in ``show_frame``, which is what animation calls at 60+ frames per second.
+Images are bare ``ImageItem``s with fixed levels and a lookup table; many samples are
+one ``PlotDataItem`` whose curves are separated by NaN (``connect="finite"``).
+
+``set_results`` is two halves. The numbers a result needs (means, spreads, Hovmöller
+images, vorticity frames, colour levels) come from a module function (``ring_data``,
+``low_dim_data``, ``field_data``: numpy and torch, no Qt), which the assimilation's
+worker thread runs on each preview through ``preparer()``; the other half hands ready
+arrays to the plot items on the UI thread. While a run goes on (``begin_run``) colour
+levels, ranges and titles stay fixed, so a preview repaints pixels, never axes.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 import pyqtgraph as pg
@@ -29,7 +36,8 @@ from . import operators as ops
 from .plotting import COLORS, SAMPLE_PEN, lut, robust_levels, symmetric_levels
 from .state import Results
 
-__all__ = ["RingPlots", "LowDimPlots", "FieldPlots", "MODES", "spaghetti"]
+__all__ = ["RingPlots", "LowDimPlots", "FieldPlots", "MODES", "spaghetti", "PlotData", "ring_data", "low_dim_data",
+           "field_data"]
 
 MODES = {"all": "all samples", "one": "one sample", "spread": "mean ± spread"}
 
@@ -134,17 +142,52 @@ def _nice(v: float) -> float:
     return float(f"{v:.2g}")
 
 
+def image_levels(levels) -> tuple[float, float]:
+    """The levels an image panel and its colour bar use: two significant digits, never empty."""
+    return _safe_levels(tuple(_nice(v) for v in levels))
+
+
+def colorize(data: np.ndarray, levels, table: np.ndarray) -> np.ndarray:
+    """Float image(s) ``(…, H, W)`` → RGBA uint8 ``(…, H, W, 4)``, as the ImageItems draw them.
+
+    Same mapping as pyqtgraph's for a 256-entry lookup table between ``levels``; NaN is
+    transparent. Pure numpy: the worker thread colours previews, the UI thread only
+    hands the bytes to Qt.
+    """
+    lo, hi = image_levels(levels)
+    x = np.asarray(data, dtype=np.float32)
+    bad = ~np.isfinite(x)
+    with np.errstate(invalid="ignore"):
+        idx = np.clip((np.where(bad, lo, x) - lo) * (len(table) / (hi - lo)), 0, len(table) - 1).astype(np.uint8)
+    out = np.empty(x.shape + (4,), dtype=np.uint8)
+    out[..., :3] = table[idx, :3]
+    out[..., 3] = np.where(bad, 0, 255)
+    return out
+
+
 def _set_image(img: pg.ImageItem, bar: pg.ColorBarItem, data: np.ndarray, levels, rect: QRectF):
-    levels = _safe_levels(tuple(_nice(v) for v in levels))
-    img.setImage(np.ascontiguousarray(data, dtype=np.float32), autoLevels=False, levels=levels)
-    if getattr(img, "_sda_rect", None) != rect:
-        img.setRect(rect)
-        img._sda_rect = QRectF(rect)
+    """An image panel: float data drawn through the bar's levels, or RGBA bytes (``colorize``)."""
+    levels = image_levels(levels)
     # axes regenerate their text on every change: touch them only when something changed,
-    # which keeps a live preview (a new result 10 times a second) cheap to draw
+    # which keeps a live preview cheap to draw. The bar first: it pushes its levels to the image
     if getattr(bar, "_sda_levels", None) != levels:
         bar.setLevels(levels)
         bar._sda_levels = levels
+    if data.dtype == np.uint8:   # already coloured: no levels, or Qt would rescale the bytes
+        img.setImage(data, autoLevels=False, levels=None)
+    else:
+        img.setImage(np.ascontiguousarray(data, dtype=np.float32), autoLevels=False, levels=levels)
+    if getattr(img, "_sda_rect", None) != rect:
+        img.setRect(rect)
+        img._sda_rect = QRectF(rect)
+
+
+def _show_frame_image(img: pg.ImageItem, frame: np.ndarray, levels):
+    """One frame of a field panel: float through ``levels`` or RGBA bytes."""
+    if frame.dtype == np.uint8:
+        img.setImage(frame, autoLevels=False, levels=None)
+    else:
+        img.setImage(frame, autoLevels=False, levels=levels)
 
 
 def set_title(plot, text: str):
@@ -189,8 +232,134 @@ def cache_static_items(layout: pg.GraphicsLayout, images: bool = False):
                         child.setCacheMode(mode)
 
 
+@dataclass
+class PlotData:
+    """What a plots class draws of one result, for one display mode and sample.
+
+    ``key`` is ``(mode, sample index)``: a view uses the data only while it still shows
+    that. ``levels`` are the colour levels and ranges the data suggest (the view keeps
+    its own during a run). Built by ``ring_data``, ``low_dim_data`` or ``field_data``.
+    """
+
+    kind: str
+    key: tuple
+    arrays: dict
+    levels: dict
+
+
+def _reference(results: Results) -> Optional[np.ndarray]:
+    """Values that set a run's colour scale before any sample exists: the truth, else the observations."""
+    if results.truth is not None:
+        return np.asarray(results.truth, dtype=np.float32)
+    obs = results.observation
+    if obs is not None and obs.count:
+        return np.asarray(obs.values, dtype=np.float32)[np.asarray(obs.mask, dtype=bool)]
+    return None
+
+
+def ring_data(results: Results, mode: str = "all", sample: int = 0, colors: Optional[dict] = None) -> PlotData:
+    """Everything ``RingPlots`` shows of ``results`` (samples ``(N, L, V)``); any thread.
+
+    ``colors``: ``{"levels": run levels, "tables": {"state": lut, "spread": lut}}`` colours
+    the four images here (RGBA) instead of on the UI thread.
+    """
+    x = finite_samples(results.samples)     # (N, L, V)
+    n, length, v = x.shape
+    mean, std = mean_std(x)
+    truth = None if results.truth is None else np.asarray(results.truth, dtype=np.float32)
+    obs = results.observation
+    obs_mask = obs.mask if obs is not None else np.zeros((length, v), bool)
+    obs_values = obs.values if obs is not None else np.zeros((length, v))
+    spec = obs.operator if obs is not None else None
+    k = min(int(sample), n - 1)
+    ref = truth if truth is not None else mean
+    lo, hi = _safe_levels(robust_levels(np.concatenate([ref.ravel(), x.ravel()[: 200_000]]), q=0.2))
+    pad = 0.08 * (hi - lo)
+    err = None if truth is None else np.ascontiguousarray((mean - truth).T)
+    levels = {"curve": (_nice(lo - pad), _nice(hi + pad)), "state": _safe_levels(robust_levels(ref)),
+              "spread": (0.0, max(robust_levels(std, 0.5)[1], 1e-6)),
+              "error": None if err is None else symmetric_levels(err)}
+    arrays = {"shown": x[k:k + 1] if mode == "one" else x, "mean": mean, "std": std, "truth": truth,
+              "obs_mask": obs_mask, "obs_values": obs_values, "obs_x": ops.positions(spec, obs_mask.shape[1]),
+              "spec": spec, "n": n, "k": k,
+              "images": {"sample": np.ascontiguousarray(x[k].T), "mean": np.ascontiguousarray(mean.T),
+                         "spread": np.ascontiguousarray(std.T), "error": err}}
+    if colors is not None:
+        lev, tables = colors["levels"], colors["tables"]
+        images = arrays["images"]
+        for key, which, table in (("sample", "state", "state"), ("mean", "state", "state"),
+                                  ("spread", "spread", "spread"), ("error", "error", "state")):
+            if images[key] is not None and lev.get(which) is not None:
+                images[key] = colorize(images[key], lev[which], tables[table])
+    return PlotData("ring", (mode, int(sample)), arrays, levels)
+
+
+def ring_run_levels(run: Results) -> Optional[dict]:
+    """Fixed colour levels and curve range for the previews of a run (from its truth or observations)."""
+    ref = _reference(run)
+    if ref is None or not np.isfinite(ref).any():
+        return None
+    lo, hi = _safe_levels(robust_levels(ref))
+    clo, chi = _safe_levels(robust_levels(ref, q=0.2))
+    pad = 0.08 * (chi - clo)
+    half = _nice(max((hi - lo) / 2, 1e-6))
+    return {"curve": (_nice(clo - pad), _nice(chi + pad)), "state": (lo, hi), "spread": (0.0, half),
+            "error": (-half, half)}
+
+
+def low_dim_data(results: Results, mode: str = "all", sample: int = 0, colors: Optional[dict] = None) -> PlotData:
+    """Everything ``LowDimPlots`` shows of ``results`` (samples ``(N, L, V)``); any thread (no images:
+    ``colors`` is unused)."""
+    x = finite_samples(results.samples)   # (N, L, V)
+    n, length, v = x.shape
+    k = min(int(sample), n - 1)
+    shown = x[k:k + 1] if mode == "one" else x
+    mean, std = mean_std(x)
+    truth = None if results.truth is None else np.asarray(results.truth, dtype=np.float32)
+    t = np.arange(length, dtype=np.float32)
+    curves = [spaghetti(shown[:, :, i], t) for i in range(v)] if mode != "spread" else None
+    arrays = {"shown": shown, "mean": mean, "std": std, "truth": truth, "t": t, "curves": curves}
+    return PlotData("lowdim", (mode, int(sample)), arrays, {})
+
+
+def field_data(system, results: Results, mode: str = "all", sample: int = 0,
+               truth_w: Optional[np.ndarray] = None, colors: Optional[dict] = None) -> PlotData:
+    """Everything ``FieldPlots`` shows of ``results`` (samples ``(N, L, C, H, W)``); any thread.
+
+    Vorticity frames cost the most: ``truth_w`` (the truth's, computed once per run) saves
+    recomputing them for every preview. ``colors`` as for ``ring_data``.
+    """
+    x = finite_samples(results.samples)   # (N, L, C, H, W)
+    k = min(int(sample), x.shape[0] - 1)
+    sample_w, label = _field_frames(system, x[k])
+    all_w, _ = _field_frames(system, x) if x.shape[0] <= 64 else _field_frames(system, x[:64])
+    mean_w, std_w = mean_std(all_w)
+    if truth_w is None and results.truth is not None:
+        truth_w = _field_frames(system, np.asarray(results.truth, dtype=np.float32))[0]
+    arrays = {"sample": np.ascontiguousarray(sample_w, dtype=np.float32),
+              "mean": np.ascontiguousarray(mean_w, dtype=np.float32),
+              "spread": np.ascontiguousarray(std_w, dtype=np.float32),
+              "truth": None if truth_w is None else np.ascontiguousarray(truth_w, dtype=np.float32),
+              "label": label, "n": x.shape[0], "k": k, "length": x.shape[1]}
+    ref = arrays["truth"] if arrays["truth"] is not None else arrays["mean"]
+    levels = {"state": _safe_levels(symmetric_levels(ref)),
+              "spread": _safe_levels((0.0, max(robust_levels(arrays["spread"], 0.5)[1], 1e-6)))}
+    if colors is not None:
+        lev, tables = colors["levels"], colors["tables"]
+        for key, which in (("truth", "state"), ("sample", "state"), ("mean", "state"), ("spread", "spread")):
+            if arrays[key] is not None:
+                arrays[key] = colorize(arrays[key], lev[which], tables[which])
+    return PlotData("field", (mode, int(sample)), arrays, levels)
+
+
 class _Plots:
-    """Common state: the results, the display mode and the chosen sample."""
+    """Common state: the results, the display mode and the chosen sample.
+
+    Subclasses define ``kind``, ``data(results)`` (the numbers, any thread) and
+    ``apply(data, results)`` (the plot items, UI thread).
+    """
+
+    kind = ""
 
     def __init__(self):
         self.widget = pg.GraphicsLayoutWidget()
@@ -199,6 +368,9 @@ class _Plots:
         self.mode = "all"
         self.sample = 0
         self.frame = 0
+        #: colour levels and ranges kept while a run's previews come in (None: not running)
+        self.run_levels: Optional[dict] = None
+        self._running = False
 
     def set_mode(self, mode: str, sample: int = 0):
         self.mode, self.sample = mode, int(sample)
@@ -208,8 +380,80 @@ class _Plots:
     def _sample_index(self) -> int:
         return min(self.sample, self.results.samples.shape[0] - 1) if self.results is not None else 0
 
+    # a run ------------------------------------------------------------------------------
+    def begin_run(self, run: Results):
+        """A run starts (its truth and observation, blank samples): previews keep one scale."""
+        self._running = True
+        self.run_levels = self._run_levels(run)
+
+    def _run_levels(self, run: Results) -> Optional[dict]:
+        return None
+
+    #: colour map of each level kind (``run_levels`` keys) of the image panels
+    tables: dict = {}
+
+    def _colors(self) -> Optional[dict]:
+        """The run's levels and lookup tables, for previews coloured on the worker thread."""
+        if self.run_levels is None or not self.tables:
+            return None
+        return {"levels": dict(self.run_levels), "tables": {k: lut(name) for k, name in self.tables.items()}}
+
+    def preparer(self, run: Results) -> Callable[..., PlotData]:
+        """``prepare(samples, preview=True) -> PlotData`` for the worker: this view's mode and
+        sample, the run's truth and observation; previews are coloured with the run's scale,
+        final samples get their own levels. Touches no Qt object and nothing the view
+        changes later."""
+        mode, sample, colors = self.mode, self.sample, self._colors()
+        obs, truth = run.observation, run.truth
+        data = type(self).compute
+
+        def prepare(samples: np.ndarray, preview: bool = True) -> PlotData:
+            return data(Results(samples=samples, observation=obs, truth=truth), mode, sample,
+                        colors if preview else None)
+        return prepare
+
+    @staticmethod
+    def compute(results: Results, mode: str, sample: int, colors: Optional[dict] = None) -> PlotData:
+        raise NotImplementedError
+
+    def data(self, results: Results, mode: str, sample: int) -> PlotData:
+        return self.compute(results, mode, sample)
+
+    # results ----------------------------------------------------------------------------
+    def set_results(self, results: Results):
+        self.results = results
+        d = results.prepared
+        if not (isinstance(d, PlotData) and d.kind == self.kind and d.key == (self.mode, self.sample)):
+            d = self.data(results, self.mode, self.sample)
+        if results.preview:
+            if self.run_levels is None and self._finite(d):
+                self.run_levels = dict(d.levels)   # a run without begin_run: the first preview sets the scale
+            levels = self.run_levels or d.levels
+        else:
+            self._running = False
+            self.run_levels = None
+            levels = d.levels
+        self.apply(d, levels)
+
+    @staticmethod
+    def _finite(d: PlotData) -> bool:
+        m = d.arrays.get("mean")
+        return m is not None and bool(np.isfinite(m).any())
+
+    def apply(self, d: PlotData, levels: dict):
+        raise NotImplementedError
+
+
+def _put_image(img: pg.ImageItem, bar: pg.ColorBarItem, data: Optional[np.ndarray], levels, rect: QRectF):
+    if data is None or levels is None:
+        img.clear()
+    else:
+        _set_image(img, bar, data, levels, rect)
+
 
 class RingPlots(_Plots):
+    kind = "ring"
+
     def __init__(self, system):
         super().__init__()
         self.system = system
@@ -252,43 +496,32 @@ class RingPlots(_Plots):
         self.layout.layout.setColumnStretchFactor(2, 4)
         cache_static_items(self.layout, images=True)
 
-    def set_results(self, results: Results):
-        self.results = results
-        x = finite_samples(results.samples)     # (N, L, V)
-        n, length, v = x.shape
-        self.mean, self.std = mean_std(x)
-        self.truth = None if results.truth is None else np.asarray(results.truth, dtype=np.float32)
-        obs = results.observation
-        self.obs_mask = obs.mask if obs is not None else np.zeros((length, v), bool)
-        self.obs_values = obs.values if obs is not None else np.zeros((length, v))
-        spec = obs.operator if obs is not None else None
-        self.obs_x = ops.positions(spec, self.obs_mask.shape[1])
+    tables = {"state": "CET-D1", "spread": "viridis"}
+    compute = staticmethod(ring_data)
+
+    def _run_levels(self, run: Results) -> Optional[dict]:
+        return ring_run_levels(run)
+
+    def apply(self, d: PlotData, levels: dict):
+        a = d.arrays
+        self.mean, self.std, self.truth, self.shown = a["mean"], a["std"], a["truth"], a["shown"]
+        self.obs_mask, self.obs_values, self.obs_x = a["obs_mask"], a["obs_values"], a["obs_x"]
+        length, v = self.mean.shape
         # the legend says what a dot is; a longer title would widen this column past the window
         label = self.legend.getLabel(self.obs_item)
+        spec = a["spec"]
         kind, f = ops.kind_of(spec), ops.factor_of(spec)
         text = {"coarsen": f"observed block means ×{f}", "subsample": f"observations (every {ops.ordinal(f)})"}.get(
             kind, "observations")
         if label is not None and label.text != text:
             label.setText(text, size="8pt")
-        k = self._sample_index()
-        self.shown = x[k:k + 1] if self.mode == "one" else x
-        ref = self.truth if self.truth is not None else self.mean
-        lo, hi = _safe_levels(robust_levels(np.concatenate([ref.ravel(), x.ravel()[: 200_000]]), q=0.2))
-        pad = 0.08 * (hi - lo)
-        set_range(self.curve_plot, (-0.5, v - 0.5), (_nice(lo - pad), _nice(hi + pad)))
-        levels = _safe_levels(robust_levels(ref))
+        set_range(self.curve_plot, (-0.5, v - 0.5), levels["curve"])
         rect = QRectF(0, 0, length, v)
-        sample_label = f"Sample #{k + 1} of {n}"
-        set_title(self.hov["sample"][0], sample_label)
-        _set_image(self.hov["sample"][1], self.hov["sample"][2], x[k].T, levels, rect)
-        _set_image(self.hov["mean"][1], self.hov["mean"][2], self.mean.T, levels, rect)
-        _set_image(self.hov["spread"][1], self.hov["spread"][2], self.std.T,
-                   (0.0, max(robust_levels(self.std, 0.5)[1], 1e-6)), rect)
-        if self.truth is not None:
-            err = (self.mean - self.truth).T
-            _set_image(self.hov["error"][1], self.hov["error"][2], err, symmetric_levels(err), rect)
-        else:
-            self.hov["error"][1].clear()
+        set_title(self.hov["sample"][0], f"Sample #{a['k'] + 1} of {a['n']}")
+        images = a["images"]
+        for key, lev in (("sample", levels["state"]), ("mean", levels["state"]), ("spread", levels["spread"]),
+                         ("error", levels["error"])):
+            _put_image(self.hov[key][1], self.hov[key][2], images[key], lev, rect)
         set_title(self.hov["error"][0], "Error: mean − truth" if self.truth is not None else "Error (no truth)")
         for plot, *_ in self.hov.values():
             set_range(plot, (0, length), (0, v))
@@ -325,6 +558,8 @@ MARKER_STYLES = {  # name: (symbol, size, pen, brush) of the moving phase-space 
 
 
 class LowDimPlots(_Plots):
+    kind = "lowdim"
+
     def __init__(self, system):
         super().__init__()
         self.system = system
@@ -399,21 +634,32 @@ class LowDimPlots(_Plots):
             for part in (item, getattr(item, "curve", None), getattr(item, "scatter", None)):
                 if part is not None:
                     part.setCacheMode(mode)
+        self._ranged = False   # the axes were fitted to a preview of the current run
 
-    def set_results(self, results: Results):
-        self.results = results
-        x = finite_samples(results.samples)   # (N, L, V)
-        n, length, v = x.shape
-        k = self._sample_index()
-        shown = x[k:k + 1] if self.mode == "one" else x
+    compute = staticmethod(low_dim_data)
+
+    def begin_run(self, run: Results):
+        super().begin_run(run)
+        self._ranged = False
+
+    def _fit(self, plot, padding: float):
+        plot.enableAutoRange()
+        plot.autoRange(padding=padding)
+        plot.disableAutoRange()
+
+    def apply(self, d: PlotData, levels: dict):
+        a = d.arrays
+        shown, self.mean, self.std, self.truth, t = a["shown"], a["mean"], a["std"], a["truth"], a["t"]
         self.shown = shown
-        self.mean, self.std = mean_std(x)
-        self.truth = None if results.truth is None else np.asarray(results.truth, dtype=np.float32)
-        t = np.arange(length, dtype=np.float32)
-        obs = results.observation
+        length = self.mean.shape[0]
+        obs = self.results.observation
+        # previews keep the axes of the first one that had numbers: refitting means new tick labels
+        fit = not (self._running and self._ranged)
+        if self._running and self._finite(d):
+            self._ranged = True
         for i, items in enumerate(self.var_plots):
-            if self.mode != "spread":
-                items["samples"].setData(*spaghetti(shown[:, :, i], t))
+            if a["curves"] is not None:
+                items["samples"].setData(*a["curves"][i])
             items["samples"].setVisible(self.mode != "spread")
             items["band"].setVisible(self.mode == "spread")
             set_curve(items["lo"], t, self.mean[:, i] - self.std[:, i])
@@ -427,18 +673,16 @@ class LowDimPlots(_Plots):
                 items["obs"].setData(t[m], obs.values[:, i][m])
             else:  # values of an operator mix variables: no point of this curve was observed
                 items["obs"].setData([], [])
-            items["plot"].enableAutoRange()
-            items["plot"].autoRange(padding=0.02)
-            items["plot"].disableAutoRange()
+            if fit:
+                self._fit(items["plot"], 0.02)
         for items in self.phase:
-            a, b = items["pair"]
-            ok = np.isfinite(shown[:, :, [a, b]]).all(axis=(1, 2))
-            items["samples"].setData(spaghetti(shown[ok][:, :, a], None)[1], spaghetti(shown[ok][:, :, b], None)[1])
+            a_, b = items["pair"]
+            ok = np.isfinite(shown[:, :, [a_, b]]).all(axis=(1, 2))
+            items["samples"].setData(spaghetti(shown[ok][:, :, a_], None)[1], spaghetti(shown[ok][:, :, b], None)[1])
             if self.truth is not None:
-                items["truth"].setData(self.truth[:, a], self.truth[:, b])
-            items["plot"].enableAutoRange()
-            items["plot"].autoRange(padding=0.05)
-            items["plot"].disableAutoRange()
+                items["truth"].setData(self.truth[:, a_], self.truth[:, b])
+            if fit:
+                self._fit(items["plot"], 0.05)
         self.show_frame(min(self.frame, length - 1))
 
     def show_frame(self, t: int):
@@ -485,10 +729,13 @@ def _field_frames(system, x: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 class FieldPlots(_Plots):
+    kind = "field"
+
     def __init__(self, system):
         super().__init__()
         self.system = system
         self.panels = {}
+        self._run_truth_w = None
         specs = [("truth", "Truth", "CET-D1", 0, 0), ("sample", "Sample", "CET-D1", 0, 1),
                  ("mean", "Posterior mean", "CET-D1", 1, 0), ("spread", "Spread (std over samples)", "viridis", 1, 1)]
         for key, title, cmap, r, c in specs:
@@ -498,36 +745,48 @@ class FieldPlots(_Plots):
             self.panels[key] = (plot, img, bar)
         cache_static_items(self.layout)
 
-    def set_results(self, results: Results):
-        self.results = results
-        x = finite_samples(results.samples)   # (N, L, C, H, W)
-        k = self._sample_index()
-        self.sample_w, label = _field_frames(self.system, x[k])
-        all_w, _ = _field_frames(self.system, x) if x.shape[0] <= 64 else _field_frames(self.system, x[:64])
-        self.sample_w = np.ascontiguousarray(self.sample_w, dtype=np.float32)
-        mean_w, std_w = mean_std(all_w)
-        self.mean_w = np.ascontiguousarray(mean_w, dtype=np.float32)
-        self.std_w = np.ascontiguousarray(std_w, dtype=np.float32)
-        self.truth_w = None if results.truth is None else np.ascontiguousarray(
-            _field_frames(self.system, np.asarray(results.truth, dtype=np.float32))[0], dtype=np.float32)
-        ref = self.truth_w if self.truth_w is not None else self.mean_w
-        self.levels = _safe_levels(symmetric_levels(ref))
-        self.std_levels = _safe_levels((0.0, max(robust_levels(self.std_w, 0.5)[1], 1e-6)))
-        h, w = ref.shape[-2:]
+    def _run_levels(self, run: Results) -> Optional[dict]:
+        # the truth's vorticity, once per run: the scale of every preview and reused by the worker
+        self._run_truth_w = None
+        if run.truth is None:
+            return None
+        self._run_truth_w = np.ascontiguousarray(
+            _field_frames(self.system, np.asarray(run.truth, dtype=np.float32))[0], dtype=np.float32)
+        m = _safe_levels(symmetric_levels(self._run_truth_w))
+        return {"state": m, "spread": (0.0, _nice(m[1] / 2))}
+
+    tables = {"state": "CET-D1", "spread": "viridis"}
+
+    def preparer(self, run: Results) -> Callable[..., PlotData]:
+        mode, sample, system, colors = self.mode, self.sample, self.system, self._colors()
+        obs, truth, truth_w = run.observation, run.truth, self._run_truth_w
+
+        def prepare(samples: np.ndarray, preview: bool = True) -> PlotData:
+            return field_data(system, Results(samples=samples, observation=obs, truth=truth), mode, sample, truth_w,
+                              colors if preview else None)
+        return prepare
+
+    def data(self, results: Results, mode: str, sample: int) -> PlotData:
+        truth_w = self._run_truth_w if self._running and results.truth is not None else None
+        return field_data(self.system, results, mode, sample, truth_w)
+
+    def apply(self, d: PlotData, levels: dict):
+        a = d.arrays
+        self.sample_w, self.mean_w, self.std_w, self.truth_w = a["sample"], a["mean"], a["spread"], a["truth"]
+        self.levels, self.std_levels = levels["state"], levels["spread"]
+        label = a["label"]
+        h, w = self.mean_w.shape[1:3]   # frames (L, H, W), or RGBA (L, H, W, 4) in a preview
         self.rect = QRectF(0, 0, w, h)
-        set_title(self.panels["sample"][0], f"Sample #{k + 1} of {x.shape[0]}: {label}")
+        set_title(self.panels["sample"][0], f"Sample #{a['k'] + 1} of {a['n']}: {label}")
         set_title(self.panels["mean"][0], f"Posterior mean: {label}")
         set_title(self.panels["truth"][0], f"Truth: {label}")
         for plot, *_ in self.panels.values():
             set_range(plot, (0, w), (0, h))
-        t = min(self.frame, x.shape[1] - 1)
+        t = min(self.frame, a["length"] - 1)
         pairs = [("truth", self.truth_w, self.levels), ("sample", self.sample_w, self.levels),
                  ("mean", self.mean_w, self.levels), ("spread", self.std_w, self.std_levels)]
-        for key, frames, levels in pairs:
-            if frames is None:
-                self.panels[key][1].clear()
-            else:
-                _set_image(self.panels[key][1], self.panels[key][2], frames[t], levels, self.rect)
+        for key, frames, lev in pairs:
+            _put_image(self.panels[key][1], self.panels[key][2], None if frames is None else frames[t], lev, self.rect)
         self.show_frame(t)
 
     def show_frame(self, t: int):
@@ -536,9 +795,10 @@ class FieldPlots(_Plots):
         self.frame = t
         p = self.panels
         # per frame only the pixels change: levels, rect and colour bars stay as set_results left them
+        levels, std_levels = image_levels(self.levels), image_levels(self.std_levels)
         if self.truth_w is not None:
-            p["truth"][1].setImage(self.truth_w[t], autoLevels=False, levels=self.levels)
+            _show_frame_image(p["truth"][1], self.truth_w[t], levels)
         sample = self.mean_w[t] if self.mode == "spread" else self.sample_w[t]
-        p["sample"][1].setImage(sample, autoLevels=False, levels=self.levels)
-        p["mean"][1].setImage(self.mean_w[t], autoLevels=False, levels=self.levels)
-        p["spread"][1].setImage(self.std_w[t], autoLevels=False, levels=self.std_levels)
+        _show_frame_image(p["sample"][1], sample, levels)
+        _show_frame_image(p["mean"][1], self.mean_w[t], levels)
+        _show_frame_image(p["spread"][1], self.std_w[t], std_levels)

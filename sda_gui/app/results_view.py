@@ -12,14 +12,18 @@ from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QStackedWidget,
-                               QStyle, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox,
+                               QStackedWidget, QStyle, QToolButton, QVBoxLayout, QWidget)
 
 from .animation import AnimationController
 from .result_plots import MODES, FieldPlots, LowDimPlots, RingPlots
 from .state import AppState, Results
 
 __all__ = ["ResultsView", "plots_for_system", "compute_metrics"]
+
+
+PREVIEW_STATUS = ("<b>Preview while sampling</b>: the current denoised estimate, updated as the sampler runs "
+                  "· metrics appear when it finishes")
 
 
 def plots_for_system(system):
@@ -88,6 +92,7 @@ class ResultsView(QWidget):
         self._plots_key = None
         self.metrics: dict = {}
         self.shown: Optional[Results] = None
+        self._stale = False   # a preview came while hidden
 
         sp = QStyle.StandardPixmap
         self._play_icon = self.style().standardIcon(sp.SP_MediaPlay)
@@ -122,6 +127,8 @@ class ResultsView(QWidget):
         # below it on each preview
         line = self.fontMetrics().height() + 8
         self.metrics_label.setFixedHeight(line)
+        # nor its width: a new text (each preview says its step) must not relayout the view
+        self.metrics_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.empty = QLabel("No results yet.\n\nPaint an observation pattern, then press Assimilate.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.stack = QStackedWidget()
@@ -217,7 +224,14 @@ class ResultsView(QWidget):
         self.stack.addWidget(self.plots.widget)
 
     def refresh(self):
-        """Shows the preview while a run is going on, else the last results."""
+        """Shows the preview while a run is going on, else the last results.
+
+        A preview arriving while the view is hidden (another tab) waits until it shows.
+        """
+        if self.state.preview is not None and not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
         res = self.state.preview or self.state.results
         if res is not None and tuple(res.samples.shape[2:]) != tuple(self.state.state_shape):
             res = None
@@ -237,10 +251,10 @@ class ResultsView(QWidget):
         self.plots.frame = min(self.controller.frame, res.length - 1)
         self.plots.set_results(res)
         if res.preview:
-            # metrics wait for the final samples: the UI thread stays free while the sampler runs
-            s = res.settings
-            self.set_status(f"<b>Preview while sampling</b>: denoised estimate at step {s.get('step')} / "
-                            f"{s.get('total')} · metrics appear when the sampler finishes", preview=True)
+            # metrics wait for the final samples: the UI thread stays free while the sampler runs.
+            # One text for the whole run (the step shows in the Assimilate panel): a label whose
+            # text changes asks the whole view to lay out and repaint again
+            self.set_status(PREVIEW_STATUS, preview=True)
         else:
             try:
                 if res.metrics is None:  # e.g. a reopened session
@@ -253,15 +267,23 @@ class ResultsView(QWidget):
         self._update_controls()
         self.show_frame(self.plots.frame)
 
+    def showEvent(self, event):
+        super().showEvent(event)
+        if self._stale:
+            self.refresh()
+
     def prepare_for_run(self, results_like: Results):
-        """Lays out and paints the plots before the sampler starts.
+        """Lays out and paints the plots before the sampler starts; returns the worker's preparer.
 
         The first layout and paint of the plots cost a few hundred milliseconds; paying
         them at the click, rather than when the first preview arrives mid-run, keeps the
         window responsive while sampling. The plots get the run's truth and observations
-        with blank (NaN) samples, so nothing on screen pretends to be a result.
+        with blank (NaN) samples, so nothing on screen pretends to be a result, and fix
+        the colour scales of the run. ``prepare(samples)`` computes on the worker thread
+        what a preview (or the final result) of these plots shows.
         """
         self._ensure_plots(self.state.system)
+        self.plots.begin_run(results_like)
         if self.state.results is None:
             self.shown = results_like
             self.stack.setCurrentWidget(self.plots.widget)
@@ -270,15 +292,18 @@ class ResultsView(QWidget):
             self._update_controls()
         self.set_status("<b>Sampling…</b> the first estimate appears after the first sampler step", preview=True)
         self.plots.widget.repaint()
+        return self.plots.preparer(results_like)
 
     def set_status(self, html: str, preview: bool = False):
         """The line above the plots: metrics of the results, or where a running sampler is.
 
         One fixed-height line for both, so the plots never jump when a run ends.
         """
-        self.metrics_label.setStyleSheet("padding: 2px; background: #fff3cd; color: #664d03;" if preview
-                                         else "padding: 2px;")
-        self.metrics_label.setText(html)
+        style = "padding: 2px; background: #fff3cd; color: #664d03;" if preview else "padding: 2px;"
+        if self.metrics_label.styleSheet() != style:  # a new style sheet re-polishes the label
+            self.metrics_label.setStyleSheet(style)
+        if self.metrics_label.text() != html:
+            self.metrics_label.setText(html)
 
     def _mode_changed(self):
         if self.plots is not None and self.shown is not None:

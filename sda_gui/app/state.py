@@ -12,22 +12,29 @@ Observations may go through an operator (``"coarsen:8"``, ``"subsample:4"``): th
 pattern, the values and σ live on the operator's output grid ``(L, *op.output_shape(s))``.
 The operator is the editor's *space*, so undo restores operator and pattern together;
 values drawn or loaded for one operator's grid are kept aside while another is shown.
+
+The state works before the engine (torch + ``sda_gui.core``) has loaded: its system is
+then a ``scenario.SystemInfo`` and direct observations are drawn with numpy.
+``ensure_engine()`` waits for the engine, puts the core's system in place and emits
+``engineReady``; everything that needs the core calls it first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from sda_gui.core.observation import Observation, ObservationError, synthesize
-from sda_gui.core.systems import DynamicalSystem, make_system
-
+from . import engine, scenario
 from .mask_editor import MaskEditor
 from .operators import apply as apply_operator
 from .operators import convert_mask, normalize, observed_shape
+
+if TYPE_CHECKING:  # the engine loads after the window shows: no core import at module load
+    from sda_gui.core.observation import Observation
+    from sda_gui.core.systems import DynamicalSystem
 
 __all__ = ["AppState", "Results", "system_for_shape"]
 
@@ -37,19 +44,47 @@ class Results:
     """Posterior samples and what they were conditioned on."""
 
     samples: np.ndarray                  # (N, L, *s) physical units
-    observation: Observation
+    observation: "Observation"
     truth: Optional[np.ndarray] = None   # (L, *s)
     settings: dict = field(default_factory=dict)
     preview: bool = False                # a denoised estimate while the sampler runs
     metrics: Optional[dict] = None       # computed by the worker, so the UI thread never waits on them
+    #: what the results view draws of these samples, computed by the worker
+    #: (``result_plots.PlotData``); the view recomputes it when it shows something else
+    prepared: Optional[object] = None
 
     @property
     def length(self) -> int:
         return int(self.samples.shape[1])
 
 
-def system_for_shape(state_shape: tuple, meta: Optional[dict] = None) -> DynamicalSystem:
+def _make_system(name: str, **params):
+    engine.ENGINE.wait()
+    from sda_gui.core.systems import make_system
+
+    return make_system(name, **params)
+
+
+def observation_error(text: str) -> ValueError:
+    """The core's ``ObservationError`` (a ValueError) with ``text``."""
+    engine.ENGINE.wait()
+    from sda_gui.core.observation import ObservationError
+
+    return ObservationError(text)
+
+
+def _initial_system():
+    """The core's Lorenz-96 when the engine is loaded, else its description from the scenario file."""
+    if not engine.ENGINE.ready():
+        cached = scenario.cached_default()
+        if cached is not None:
+            return cached[0]
+    return _make_system("lorenz96")
+
+
+def system_for_shape(state_shape: tuple, meta: Optional[dict] = None) -> "DynamicalSystem":
     """The system a file's trajectories belong to: from its metadata, else from the state shape."""
+    make_system = _make_system
     meta = meta or {}
     cfg = meta.get("system")
     if isinstance(cfg, dict) and cfg.get("name"):
@@ -80,10 +115,12 @@ class AppState(QObject):
     resultsChanged = Signal()
     previewChanged = Signal()
     message = Signal(str)
+    engineReady = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.system: DynamicalSystem = make_system("lorenz96")
+        self.system = _initial_system()
+        self._engine_loaded = not getattr(self.system, "pending", False)
         self.truth: Optional[np.ndarray] = None          # (L, *s)
         self.dataset: Optional[np.ndarray] = None        # (M, T, *s): training data when loaded
         self.dataset_source: str = ""
@@ -101,6 +138,33 @@ class AppState(QObject):
         self.model_path: Optional[str] = None
         self.results: Optional[Results] = None
         self.preview: Optional[Results] = None
+
+    # engine -----------------------------------------------------------------------------
+    @property
+    def engine_loaded(self) -> bool:
+        """Whether the core is in use (``ensure_engine`` has run): False only in the first seconds."""
+        return self._engine_loaded
+
+    def ensure_engine(self):
+        """Waits for the engine (loads it if nothing did) and swaps the core's system in.
+
+        Emits ``engineReady`` once; the views showing the system see the same one (a
+        ``systemChanged`` only if the core's differs from its description).
+        """
+        if self._engine_loaded:
+            return
+        engine.ENGINE.wait()
+        self._engine_loaded = True
+        info = self.system
+        if getattr(info, "pending", False):
+            try:
+                real = _make_system(info.name, **info.params)
+            except (ValueError, TypeError):  # the core changed its parameters: its default then
+                real = _make_system(info.name)
+            self.system = real
+            if not info.describes(real):
+                self.systemChanged.emit()
+        self.engineReady.emit()
 
     # shapes -----------------------------------------------------------------------------
     @property
@@ -178,11 +242,11 @@ class AppState(QObject):
         self._stash.clear()
 
     # system and truth -------------------------------------------------------------------
-    def set_system(self, system: DynamicalSystem):
+    def set_system(self, system: "DynamicalSystem"):
         self.system = system
         self.systemChanged.emit()
 
-    def set_truth(self, truth: np.ndarray, system: Optional[DynamicalSystem] = None,
+    def set_truth(self, truth: np.ndarray, system: Optional["DynamicalSystem"] = None,
                   dataset: Optional[np.ndarray] = None, source: str = ""):
         """A new truth trajectory ``(L, *s)``; keeps the pattern when the grid is unchanged."""
         truth = np.asarray(truth, dtype=np.float32)
@@ -204,7 +268,7 @@ class AppState(QObject):
         self.truthChanged.emit()
         self.observationsChanged.emit()
 
-    def _operator_for(self, system: DynamicalSystem, state_shape: tuple) -> tuple[Optional[str], tuple]:
+    def _operator_for(self, system: "DynamicalSystem", state_shape: tuple) -> tuple[Optional[str], tuple]:
         """The operator kept for a new truth: the current one for the same system where it fits."""
         spec = self.operator
         if spec is not None and system.name == self.system.name:
@@ -247,21 +311,31 @@ class AppState(QObject):
         when the pattern is edited afterwards.
         """
         if self.truth is None:
-            raise ObservationError("there is no truth trajectory to observe: simulate or load one first")
+            raise observation_error("there is no truth trajectory to observe: simulate or load one first")
         if seed is not None:
             self.obs_seed = int(seed)
         if std is not None:
             self.set_obs_std(std)
-        full = np.ones(self.mask.shape, dtype=bool)
-        obs = synthesize(self.truth, full, self.obs_std, seed=self.obs_seed, operator=self.operator)
-        self.obs_values = obs.values.astype(np.float32)
+        if self.operator is None and not engine.ENGINE.ready():
+            # the window's first seconds: the same numbers the core would draw
+            values = scenario.synthesize_direct(self.truth, self.obs_std, self.obs_seed)
+        else:
+            engine.ENGINE.wait()
+            from sda_gui.core.observation import synthesize
+
+            full = np.ones(self.mask.shape, dtype=bool)
+            values = synthesize(self.truth, full, self.obs_std, seed=self.obs_seed, operator=self.operator).values
+        self.obs_values = values.astype(np.float32)
         self._values_std = self.obs_std
         self._values_seed = self.obs_seed
         self._values_space = self.operator
         self.observationsChanged.emit()
 
-    def observation(self, regenerate: bool = True) -> Observation:
+    def observation(self, regenerate: bool = True) -> "Observation":
         """The observation to assimilate: the current pattern, values and σ (validated)."""
+        self.ensure_engine()
+        from sda_gui.core.observation import Observation, ObservationError
+
         if self.values_stale and regenerate and self.truth is not None:
             self.generate_observations()
             self.message.emit(f"observations drawn from the truth (seed {self.obs_seed}, σ = {self.obs_std:g})")
@@ -271,13 +345,13 @@ class AppState(QObject):
         obs = Observation(mask=self.mask.copy(), values=values, std=self.obs_std, operator=self.operator)
         return obs.validate(self.state_shape, self.length)
 
-    def set_observation(self, obs: Observation):
+    def set_observation(self, obs: "Observation"):
         """Adopts a loaded observation: its operator, pattern, values and σ (one undo step)."""
         spec = normalize(obs.operator)
         obs.validate(self.state_shape, allow_empty=True)
         if obs.length != self.length:
             grid = "×".join(map(str, obs.mask.shape[1:]))
-            raise ObservationError(f"observation covers {obs.length} states (of {grid}), "
+            raise observation_error(f"observation covers {obs.length} states (of {grid}), "
                                    f"the current trajectory has {self.length} states")
         std = np.asarray(obs.std)
         if std.ndim:
@@ -302,7 +376,7 @@ class AppState(QObject):
         grid = (self.length if self.truth is None else self.truth.shape[0], *observed_shape(self.state_shape, spec))
         if mask.shape != grid:
             where = f" (output of {spec})" if spec else ""
-            raise ObservationError(f"saved pattern {mask.shape} does not fit the observed grid {grid}{where}")
+            raise observation_error(f"saved pattern {mask.shape} does not fit the observed grid {grid}{where}")
         self._forget_values()
         self.editor.reset(mask, space=spec)
         self.obs_std, self.obs_seed = float(std), int(seed)

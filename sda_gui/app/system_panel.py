@@ -4,6 +4,9 @@ Simulation runs on the worker thread (a Kolmogorov truth takes from seconds on a
 to minutes on a CPU: the panel says how long before and while it runs); loading a file
 is quick and runs inline so a bad file answers at once with one line, while the
 current system, truth and pattern stay as they were.
+
+Until the engine has loaded the form offers the current system only (from its
+description); ``AppState.engineReady`` brings in every system of the core.
 """
 
 from __future__ import annotations
@@ -14,15 +17,13 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from sda_gui.core.systems import SYSTEMS, make_system
-
 from .assimilation_panel import format_eta
+from . import engine
 from .state import AppState, system_for_shape
 from .workers import JobRunner
 
@@ -43,16 +44,30 @@ TRUTH_FILTER = "Trajectories (*.h5 *.hdf5 *.npz *.npy);;All files (*)"
 KOLMOGOROV_CPU_RATE = {128: 6.0, 256: 0.8}
 
 
+def _cuda() -> bool:
+    engine.ENGINE.wait()
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _systems() -> dict:
+    engine.ENGINE.wait()
+    from sda_gui.core.systems import SYSTEMS
+
+    return SYSTEMS
+
+
 def _field_device(system) -> str:
     """Fields simulate on the GPU when there is one; a few ODE variables are faster on the CPU."""
-    return "cuda" if len(system.state_shape) >= 2 and torch.cuda.is_available() else "cpu"
+    return "cuda" if len(system.state_shape) >= 2 and _cuda() else "cpu"
 
 
 def app_defaults(name: str) -> dict:
     """Defaults of the form where they differ from the constructor's: a 256² Kolmogorov
     simulation takes minutes on a CPU, 128² gives the same 64² states in seconds."""
     if name == "kolmogorov":
-        return {"resolution": 256 if torch.cuda.is_available() else 128}
+        return {"resolution": 256 if _cuda() else 128}
     return {}
 
 
@@ -65,8 +80,11 @@ def expected_seconds(name: str, params: dict, length: int, device: str = "cpu") 
     return (int(params.get("burn_in", 250)) + int(length)) / rate
 
 
-def _default_params(name: str) -> dict:
-    cls = SYSTEMS[name]
+def _default_params(name: str, pending=None) -> dict:
+    """The constructor's defaults (with the app's), or a not yet loaded system's parameters."""
+    if pending is not None and pending.name == name:
+        return {**dict(pending.params), **app_defaults(name)}
+    cls = _systems()[name]
     sig = inspect.signature(cls.__init__)
     out = {k: p.default for k, p in sig.parameters.items()
            if k != "self" and p.default is not inspect.Parameter.empty}
@@ -77,12 +95,12 @@ def _field_value(w: QWidget):
     return w.currentData() if isinstance(w, QComboBox) else w.value()
 
 
-def _visible_params(name: str) -> dict:
+def _visible_params(name: str, pending=None) -> dict:
     if name in VISIBLE_PARAMS:
         return VISIBLE_PARAMS[name]
     # unknown systems: offer their numeric parameters, except the plumbing ones
     out = {}
-    for k, v in _default_params(name).items():
+    for k, v in _default_params(name, pending).items():
         if k in ("burn_in", "dt", "device") or isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
         out[k] = (k, 1 if isinstance(v, int) else -1e6, 4096 if isinstance(v, int) else 1e6)
@@ -103,8 +121,7 @@ class SystemPanel(QWidget):
         self._pending_system = None
 
         self.system_combo = QComboBox()
-        for name, cls in SYSTEMS.items():
-            self.system_combo.addItem(getattr(cls, "title", name) or name, name)
+        self._fill_systems()
         self.system_combo.setToolTip("The dynamical system whose trajectories you assimilate")
         self.param_box = QGroupBox("Parameters")
         self.param_form = QFormLayout(self.param_box)
@@ -172,8 +189,37 @@ class SystemPanel(QWidget):
         self.runner.cancelled.connect(self._on_cancelled)
         self.state.truthChanged.connect(self._update_info)
         self.state.systemChanged.connect(self.sync_from_state)
+        self.state.engineReady.connect(self._engine_ready)
         self._rebuild_form()
         self.sync_from_state()
+
+    def _pending(self):
+        """The state's system while it is only a description (the engine is loading), else None."""
+        system = self.state.system
+        return system if getattr(system, "pending", False) else None
+
+    def _fill_systems(self):
+        """Every system of the core; only the current one while the engine loads."""
+        pending = self._pending()
+        if pending is not None and not self.state.engine_loaded:
+            items = [(pending.title, pending.name)]
+        else:
+            items = [(getattr(cls, "title", name) or name, name) for name, cls in _systems().items()]
+        self.system_combo.blockSignals(True)
+        self.system_combo.clear()
+        for title, name in items:
+            self.system_combo.addItem(title, name)
+        self.system_combo.blockSignals(False)
+
+    def _engine_ready(self):
+        """All systems become available; what the form shows (and any edit) stays."""
+        values = self.params() if self.system_name == self.state.system.name else None
+        self._fill_systems()
+        self.sync_from_state()
+        if values:
+            for key, value in values.items():
+                if key in self._fields:
+                    self.set_param(key, value)
 
     # form -------------------------------------------------------------------------------
     @property
@@ -191,9 +237,10 @@ class SystemPanel(QWidget):
             self.param_form.removeRow(0)
         self._fields.clear()
         name = self.system_name
-        defaults = _default_params(name)
+        pending = self._pending()
+        defaults = _default_params(name, pending)
         values = {**defaults, **(values or {})}
-        for key, spec in _visible_params(name).items():
+        for key, spec in _visible_params(name, pending).items():
             if len(spec) == 2:
                 label, choices = spec
                 w = self._choice(key, choices, values[key])
@@ -268,8 +315,8 @@ class SystemPanel(QWidget):
         name = self.system_name
         if name is None or self.runner.running:
             return
-        params = {**_default_params(name), **self.params()}
-        device = "cuda" if name == "kolmogorov" and torch.cuda.is_available() else "cpu"
+        params = {**_default_params(name, self._pending()), **self.params()}
+        device = "cuda" if name == "kolmogorov" and _cuda() else "cpu"
         seconds = expected_seconds(name, params, self.length_spin.value(), device)
         if device == "cuda":
             text = "Simulated on the GPU: the progress bar shows the time left."
@@ -314,6 +361,9 @@ class SystemPanel(QWidget):
 
     # simulate ---------------------------------------------------------------------------
     def make_system(self):
+        self.state.ensure_engine()
+        from sda_gui.core.systems import make_system
+
         return make_system(self.system_name, **self.params())
 
     def simulate(self) -> bool:
@@ -384,6 +434,7 @@ class SystemPanel(QWidget):
             if not path:
                 return False
         try:
+            self.state.ensure_engine()
             from sda_gui.core.datasets import load_trajectories
 
             x, meta = load_trajectories(path)

@@ -18,8 +18,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from sda_gui.core.diffusion.checkpoint import save_checkpoint
-
 from .assimilation_panel import _available_devices, format_eta
 from .plotting import COLORS
 from .state import AppState
@@ -64,10 +62,8 @@ class TrainingPanel(QWidget):
         self.lr_spin.setValue(1e-3)
         self.lr_spin.setToolTip("AdamW learning rate (decays linearly to 0)")
         self.device_combo = QComboBox()
-        devices = _available_devices()
         self.device_combo.addItem("CPU", "cpu")
-        if "cuda" in devices:
-            self.device_combo.addItem("CUDA", "cuda")
+        self._fill_devices()
         self.seed_spin = _spin(0, 2**31 - 1, 0, "Seed of the network initialisation and batches")
         self.train_button = QPushButton("Train")
         self.train_button.setStyleSheet("font-weight: bold;")
@@ -146,6 +142,15 @@ class TrainingPanel(QWidget):
         self.runner.cancelled.connect(self._on_cancelled)
         state.systemChanged.connect(self.sync_from_state)
         state.truthChanged.connect(self.sync_from_state)
+        state.engineReady.connect(self._engine_ready)
+        self.sync_from_state()
+
+    def _fill_devices(self):
+        if "cuda" in _available_devices() and self.device_combo.findData("cuda") < 0:
+            self.device_combo.addItem("CUDA", "cuda")
+
+    def _engine_ready(self):
+        self._fill_devices()
         self.sync_from_state()
 
     # configuration ----------------------------------------------------------------------
@@ -160,6 +165,9 @@ class TrainingPanel(QWidget):
             self.data_combo.setCurrentIndex(1 if current != "simulate" else 0)
         self.data_combo.blockSignals(False)
         self._data_source_changed()
+        if not self.state.engine_loaded:  # the network family comes from the core
+            self.arch_label.setText("… (loading)")
+            return
         arch = self.arch()
         self.arch_label.setText(f"{arch['name']} (auto)")
         self.arch_label.setToolTip(f"The network family suited to {self.state.system.title}'s state shape")
@@ -170,6 +178,7 @@ class TrainingPanel(QWidget):
             w.setEnabled(sim)
 
     def arch(self) -> dict:
+        self.state.ensure_engine()
         from sda_gui.core.diffusion.training import default_arch
 
         arch = dict(default_arch(self.state.system))
@@ -181,6 +190,7 @@ class TrainingPanel(QWidget):
         return arch
 
     def config(self):
+        self.state.ensure_engine()
         from sda_gui.core.diffusion.training import TrainConfig
 
         return TrainConfig(k=self.k_spin.value(), arch=self.arch(), steps=self.steps_spin.value(),
@@ -198,6 +208,7 @@ class TrainingPanel(QWidget):
     def train(self) -> bool:
         if self.runner.running:
             return False
+        self.state.ensure_engine()
         system = self.state.system
         config = self.config()
         source = self.data_combo.currentData()
@@ -304,6 +315,8 @@ class TrainingPanel(QWidget):
             if self.settings is not None:
                 self.settings.setValue("last_folder", str(Path(path).parent))
         try:
+            from sda_gui.core.diffusion.checkpoint import save_checkpoint
+
             info = dict(getattr(self.model, "training_info", {}) or {})
             save_checkpoint(self.model, path, training=info)
         except (OSError, ValueError, RuntimeError) as exc:

@@ -4,6 +4,11 @@ Layout (fits 1280×800): a dock on the left with the *System* and *Assimilate*
 panels; the centre holds the *Observations* grid editor, the *Results* viewer and
 the *Training* panel as tabs. Each panel owns its worker (``JobRunner``), so a long
 training does not block a quick assimilation; all data live in one ``AppState``.
+
+Start-up: nothing here imports torch or ``sda_gui.core`` at module load. By default
+the window waits for the engine (``engine.ENGINE``) before it builds; ``run()`` builds
+it with ``wait_engine=False`` instead, shows the default scenario from
+``scenario.cached_default`` and calls ``start_engine()`` once that is painted.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEventLoop, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QScrollArea, QTabWidget, QWidget)
@@ -22,34 +27,73 @@ from .plotting import configure_pyqtgraph
 
 configure_pyqtgraph()
 
-from sda_gui.core.observation import Observation  # noqa: E402
-from sda_gui.core.systems import make_system  # noqa: E402
-
+from . import engine, scenario  # noqa: E402
 from .assimilation_panel import AssimilationPanel  # noqa: E402
 from .export import export_animation, export_png, mp4_available  # noqa: E402
 from .grid_editor import GridEditor  # noqa: E402
 from .operators import observed_shape  # noqa: E402
 from .results_view import ResultsView  # noqa: E402
+from .scenario import DEFAULT_SCENARIO  # noqa: E402
 from .session import SessionData, load_session, save_session  # noqa: E402
 from .settings import make_settings, read_value  # noqa: E402
 from .state import AppState, Results  # noqa: E402
 from .system_panel import SystemPanel  # noqa: E402
 from .training_panel import TrainingPanel  # noqa: E402
 
-__all__ = ["MainWindow", "DEFAULT_SCENARIO"]
+__all__ = ["MainWindow", "DEFAULT_SCENARIO", "on_next_paint"]
 
-#: what the window shows at start: a Lorenz-96 truth and a sparse random pattern
-DEFAULT_SCENARIO = {"system": "lorenz96", "params": {"n": 40, "forcing": 8.0}, "length": 64, "seed": 0,
-                    "density": 0.2, "pattern_seed": 0, "obs_std": 1.0, "obs_seed": 0}
 SESSION_FILTER = "SDA Studio sessions (*.h5 *.hdf5);;All files (*)"
+#: start the engine this long after the window was asked to, even if it has not painted
+ENGINE_START_FALLBACK_MS = 1500
+
+
+class _EngineSignal(QObject):
+    """Carries "the engine has loaded" from the loading thread to the UI thread (queued)."""
+
+    loaded = Signal()
+
+
+class _PaintWatch(QObject):
+    def __init__(self, callback):
+        super().__init__()
+        self.callback = callback
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Paint:
+            obj.removeEventFilter(self)
+            # after the paint has finished, not in the middle of it
+            QTimer.singleShot(0, self.callback)
+            self.deleteLater()
+        return False
+
+
+def on_next_paint(widget: QWidget, callback):
+    """Calls ``callback()`` once ``widget`` has been painted the next time (and asks for a paint)."""
+    watch = _PaintWatch(callback)
+    watch.setParent(widget)
+    widget.installEventFilter(watch)
+    widget.update()
+    return watch
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings=None, settings_path: Optional[str] = None, load_default: bool = True):
+    """``wait_engine=False`` builds the window while torch still loads (``run()`` does);
+    the default waits for the engine first, so every panel is complete at once."""
+
+    def __init__(self, settings=None, settings_path: Optional[str] = None, load_default: bool = True,
+                 wait_engine: bool = True):
         super().__init__()
+        if wait_engine:
+            engine.ENGINE.wait()
         self.setWindowTitle("SDA Studio — score-based data assimilation")
         self.settings = settings if settings is not None else make_settings(settings_path)
         self.state = AppState(self)
+        self._cached_truth = None   # the default truth taken from the scenario file, until checked
+        self._engine_note = ""
+        self._engine_signal = _EngineSignal(self)
+        self._engine_signal.loaded.connect(self.state.ensure_engine)
+        # before the panels' handlers: a run asked for meanwhile starts on the checked truth
+        self.state.engineReady.connect(self._check_default_truth)
 
         self.system_panel = SystemPanel(self.state, settings=self.settings)
         self.assimilation_panel = AssimilationPanel(self.state, settings=self.settings)
@@ -93,10 +137,10 @@ class MainWindow(QMainWindow):
         self.training_panel.modelSaved.connect(self._model_saved)
         self.assimilation_panel.runner.stateChanged.connect(self._update_actions)
         self.state.systemChanged.connect(self._system_changed)
+        self.state.engineReady.connect(self._engine_ready)
 
         self.resize(1280, 800)
         self.resizeDocks([self.dock], [320], Qt.Orientation.Horizontal)
-        _warm_up_imports()
         self._restore_settings()
         if load_default:
             self.load_default_scenario()
@@ -180,10 +224,19 @@ class MainWindow(QMainWindow):
 
     # scenario ---------------------------------------------------------------------------
     def load_default_scenario(self):
-        """Lorenz-96 truth from a fixed seed, a sparse random pattern, observations, the shipped model."""
+        """Lorenz-96 truth from a fixed seed, a sparse random pattern, observations, the shipped model.
+
+        The core simulates the truth; before the engine has loaded, the truth comes from
+        the scenario file the core wrote (``scenario``), checked once the engine is up.
+        """
         sc = DEFAULT_SCENARIO
-        system = make_system(sc["system"], **sc["params"])
-        truth = system.simulate(1, sc["length"], seed=sc["seed"])[0].numpy()
+        cached = None if self.state.engine_loaded else scenario.cached_default()
+        if cached is None:
+            self.state.ensure_engine()
+            system, truth = scenario.simulate_default()
+        else:
+            system, truth = cached
+        self._cached_truth = None if cached is None else truth
         self.state.set_truth(truth, system=system, source=f"simulated, seed {sc['seed']}")
         # the default scenario observes the states directly, whatever the last one did
         self.state.editor.reset(np.zeros(truth.shape, dtype=bool), space=None)
@@ -194,10 +247,61 @@ class MainWindow(QMainWindow):
         self.state.set_results(None)
         self.tabs.setCurrentWidget(self.grid_editor)
         self.side_tabs.setCurrentIndex(1)
-        if self.state.model is None:
-            self.show_message(f"No shipped model for {system.title}: train one in the Training tab.")
+        self._announce_scenario()
+
+    def _announce_scenario(self):
+        if not self.state.engine_loaded:
+            self.show_message("Default scenario ready: Lorenz-96, 20 % of entries observed. "
+                              "Loading the model…")
+        elif self.state.model is None:
+            self.show_message(f"No shipped model for {self.state.system.title}: train one in the Training tab.")
         else:
             self.show_message("Default scenario ready: Lorenz-96, 20 % of entries observed. Press Assimilate.")
+
+    # engine -----------------------------------------------------------------------------
+    def start_engine(self):
+        """Loads torch and the core on a background thread; the panels complete when it is done.
+
+        Called once the window (and the default scenario) has been painted: the loading
+        thread competes with the UI thread for the interpreter, so it must not slow that.
+        """
+        if self.state.engine_loaded:
+            return
+        engine.ENGINE.on_ready(self._engine_signal.loaded.emit)
+        tasks = [scenario.check_default_truth] if self._cached_truth is not None else []
+        engine.ENGINE.start(tasks=tasks)
+
+    def start_engine_after_paint(self, widget: Optional[QWidget] = None):
+        """``start_engine`` once ``widget`` (default: the observation grid) has been painted."""
+        target = widget if widget is not None else self.grid_editor.plot_widget.viewport()
+        on_next_paint(target, self.start_engine)
+        QTimer.singleShot(ENGINE_START_FALLBACK_MS, self, self.start_engine)
+
+    def _check_default_truth(self):
+        """The engine is in: a default truth taken from the file must be the core's."""
+        cached, self._cached_truth = self._cached_truth, None
+        if cached is None or self.state.truth is not cached:
+            return
+        core = scenario.core_default_truth()
+        if core is None:
+            core = scenario.simulate_default()[1]
+        if core.shape == cached.shape and np.allclose(core, cached, rtol=0.0, atol=1e-4):
+            return
+        # another torch or CPU draws another trajectory: the core's is the truth
+        if not self.state.editor.can_undo and self.state.results is None and not self.assimilation_panel.runner.running:
+            self.load_default_scenario()
+            self._engine_note = "Default scenario re-simulated by the engine (it differs from the stored one)."
+        else:
+            self._engine_note = ("Note: the engine simulates a different default truth on this machine; "
+                                 "File › New default scenario uses it.")
+
+    def _engine_ready(self):
+        """The panels are complete (model loaded): say so where the scenario waits for it."""
+        note, self._engine_note = self._engine_note, ""
+        if note:
+            self.show_message(note)
+        elif self.state.truth is not None and self.tabs.currentWidget() is self.grid_editor:
+            self._announce_scenario()
 
     def _system_changed(self):
         if self.state.model is None:
@@ -218,7 +322,7 @@ class MainWindow(QMainWindow):
     def _run_starting(self, blank):
         self.results_view.pause()
         self.tabs.setCurrentWidget(self.results_view)
-        self.results_view.prepare_for_run(blank)
+        self.assimilation_panel.preview_prepare = self.results_view.prepare_for_run(blank)
 
     def _run_started(self):
         self.show_message("assimilating…")
@@ -281,6 +385,9 @@ class MainWindow(QMainWindow):
             return False
         try:
             data = load_session(path)
+            self.state.ensure_engine()
+            from sda_gui.core.systems import make_system
+
             system = make_system(data.system["name"], **data.system.get("params", {}))
             if data.truth is not None and tuple(data.truth.shape[1:]) != tuple(system.state_shape):
                 raise ValueError(f"{Path(path).name}: truth states {data.truth.shape[1:]} do not fit "
@@ -301,6 +408,8 @@ class MainWindow(QMainWindow):
         if data.model_path and Path(data.model_path).exists() and data.model_path != st.model_path:
             self.assimilation_panel.add_model_path(data.model_path, select=True)
         if data.samples is not None:
+            from sda_gui.core.observation import Observation
+
             obs = Observation(mask=data.result_mask, values=data.result_values,
                               std=data.result_std if data.result_std is not None else data.obs_std,
                               operator=data.result_operator)
@@ -405,6 +514,7 @@ class MainWindow(QMainWindow):
 
     def ensure_model(self, steps: int = 400) -> bool:
         """Trains a quick model when none is shipped (screenshot mode on a fresh checkout)."""
+        self.state.ensure_engine()
         if self.state.model is not None:
             return True
         import tempfile
@@ -435,32 +545,6 @@ class MainWindow(QMainWindow):
             self.results_view.set_frame(self.results_view.controller.n_frames // 2)
         QApplication.processEvents()
         return self.grab().save(str(path))
-
-
-_WARMED = False
-
-
-def _warm_up_imports():
-    """Imports the engine modules in the background while the user looks at the window.
-
-    The first assimilation would otherwise import them (scipy among them) on the worker
-    thread, and a module import holds the interpreter lock long enough to stall the UI.
-    """
-    global _WARMED
-    if _WARMED:
-        return
-    _WARMED = True
-    import importlib
-    import threading
-
-    def work():
-        for name in ("sda_gui.core.assimilation", "sda_gui.core.metrics", "sda_gui.core.diffusion.training"):
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass
-
-    threading.Thread(target=work, name="sda-warm-up", daemon=True).start()
 
 
 def _scroll(widget: QWidget) -> QScrollArea:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Third GPU round, call 1 (short): CUDA-graph tests and Lorenz-63 sampling speed with and
-# without graphs, then Kolmogorov U-Net training throughput to size the training call.
+# without graphs.
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 O=${OUT:-out}; mkdir -p $O
@@ -10,4 +10,3 @@ timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_core_cuda_graph.
 for g in --cuda-graph --no-cuda-graph; do
   timeout 90 python3 -m sda_gui bench assimilate --system lorenz63 --samples 1024 --steps 256 --corrections 0,1,2 --device cuda $g 2>&1 | tail -4
 done
-timeout 150 python3 scripts/gpu_train_probe.py --seconds 6 2>&1 | grep -v Warning

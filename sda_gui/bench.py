@@ -43,11 +43,11 @@ def _observation(system, length, seed=0):
 
 
 def bench_assimilate(model, system, samples, length, steps, corrections, guidance="sda", device="cpu", repeats=1,
-                     cuda_graph=True):
+                     cuda_graph=True, window_split=True):
     device = resolve_device(device)
     obs = _observation(system, length)
-    assimilate(model, obs, min(samples, 8), steps=2, corrections=1, guidance=guidance, device=device,
-               cuda_graph=cuda_graph)  # warm-up
+    options = dict(guidance=guidance, device=device, cuda_graph=cuda_graph, window_split=window_split)
+    assimilate(model, obs, min(samples, 8), steps=2, corrections=1, **options)  # warm-up
     rows = []
     for c in corrections:
         if device.type == "cuda":
@@ -56,8 +56,7 @@ def bench_assimilate(model, system, samples, length, steps, corrections, guidanc
         for r in range(repeats):
             _sync(device)
             t0 = time.perf_counter()
-            assimilate(model, obs, samples, steps=steps, corrections=c, guidance=guidance, device=device, seed=r,
-                       preview_every=10 ** 9, cuda_graph=cuda_graph)
+            assimilate(model, obs, samples, steps=steps, corrections=c, seed=r, preview_every=10 ** 9, **options)
             _sync(device)
             times.append(time.perf_counter() - t0)
         best = min(times)
@@ -68,18 +67,35 @@ def bench_assimilate(model, system, samples, length, steps, corrections, guidanc
     return rows
 
 
-def guided_call_flops(model, samples: int, length: int, device) -> int:
+def guided_call_flops(model, observation, samples: int, device, window_split=True) -> int:
     """FLOPs of one guided network call over a whole trajectory batch: forward and backward.
 
     SDA and DPS guidance cost exactly this per call (MMPS adds its conjugate-gradient
-    products); a sampler step makes ``1 + C`` such calls.
+    products); a sampler step makes ``1 + C`` such calls. The backward pass starts from
+    the observed states, as a guidance's does, so windows left out of it by
+    ``window_split`` are left out of the count.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.randn((samples, length, *model.state_shape), device=device, requires_grad=True)
+    from sda_gui.core.diffusion.guidance import ObservationModel
+
+    split = ObservationModel(observation, model, device).split if window_split else None
+    observed = np.flatnonzero(observation.mask.reshape(observation.length, -1).any(axis=1))
+    x = torch.randn((samples, observation.length, *model.state_shape), device=device, requires_grad=True)
     t = torch.tensor(0.5, device=device)
-    with FlopCounterMode(display=False) as counter:
-        model(x, t).square().sum().backward()
+    # A guidance asks autograd for the gradient of x alone, which skips the weights'
+    # gradients (a third of a full backward pass). The counter's module hooks cannot
+    # follow torch.autograd.grad, so backward() runs with the weights frozen instead.
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in trainable:
+            p.requires_grad_(False)
+        with FlopCounterMode(display=False) as counter:
+            eps = model(x, t, split)
+            eps.index_select(1, torch.as_tensor(observed, device=device)).square().sum().backward()
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
     return int(counter.get_total_flops())
 
 
@@ -97,7 +113,7 @@ def bench_kolmogorov_case(args, device):
     obs = synthesize(truth.numpy(), mask, 0.1, seed=7, operator="coarsen:8")
     corrections = int(args.corrections)
     run = dict(corrections=corrections, guidance=args.guidance, device=device, preview_every=10 ** 9,
-               cuda_graph=args.cuda_graph, amp=args.amp)
+               cuda_graph=args.cuda_graph, amp=args.amp, window_split=args.window_split)
     if device.type == "cuda":
         assimilate(model, obs, args.samples, steps=2, **run)  # warm-up: cuDNN's algorithm search, lazy loading
         torch.cuda.reset_peak_memory_stats()
@@ -105,13 +121,14 @@ def bench_kolmogorov_case(args, device):
     samples = assimilate(model, obs, args.samples, steps=args.steps, **run)
     _sync(device)
     seconds = time.perf_counter() - t0
-    flops = (1 + corrections) * guided_call_flops(model, args.samples, args.length, device)
+    flops = (1 + corrections) * guided_call_flops(model.to(device), obs, args.samples, device, args.window_split)
     mem = f", peak {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB" if device.type == "cuda" else ""
     clim = float(np.sqrt(np.mean((truth.numpy() - model.mean.cpu().numpy()) ** 2)))
     params = sum(p.numel() for p in model.net.parameters())
     print(f"kolmogorov case: L={args.length}, {args.samples} sample(s), {args.steps} steps, C={corrections}, "
           f"{args.guidance}, {params / 1e6:.2f} M parameters, truth simulated at {args.resolution}^2, "
-          f"CUDA graph {'on' if args.cuda_graph else 'off'}, {'bf16' if args.amp else 'fp32/TF32'}")
+          f"CUDA graph {'on' if args.cuda_graph else 'off'}, {'bf16' if args.amp else 'fp32/TF32'}, "
+          f"window split {'on' if args.window_split else 'off'}")
     print(f"  time: {seconds:.1f} s ({1000 * seconds / args.steps:.0f} ms/step, {flops / 1e9:.1f} GFLOP/step, "
           f"{flops * args.steps / seconds / 1e12:.2f} TFLOP/s{mem})")
     print(f"  residual std of A(x) - y: {metrics.residual_std(samples, obs):.3f} (σ_y = 0.1)")
@@ -132,9 +149,10 @@ def run(args) -> int:
         system = make_system(args.system, **model.system.get("params", {}))
         corrections = [int(c) for c in str(args.corrections).split(",")]
         rows = bench_assimilate(model, system, args.samples, args.length, args.steps, corrections, args.guidance,
-                                device, args.repeats, args.cuda_graph)
+                                device, args.repeats, args.cuda_graph, args.window_split)
         print(f"{args.system}: {args.samples} samples x {args.length} states, {args.steps} steps, "
               f"guidance {args.guidance}, k={model.k}, CUDA graph {'on' if args.cuda_graph else 'off'}, "
+              f"window split {'on' if args.window_split else 'off'}, "
               f"{sum(p.numel() for p in model.net.parameters()) / 1e6:.2f} M params")
         for r in rows:
             mem = f", peak {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r else ""

@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=True,
                    help="replay each network call as a CUDA graph on CUDA (default: on)")
     b.add_argument("--amp", action="store_true", help="bf16 autocast of the network on CUDA (case)")
+    b.add_argument("--window-split", action=argparse.BooleanOptionalAction, default=True,
+                   help="differentiate only the windows of observed states (default: on)")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -362,12 +362,27 @@ def test_default_unet_is_preconditioned():
     assert default_arch(make_system("kolmogorov", resolution=64, size=32)).get("precondition") is True
 
 
+def _every_fourth_state(model, length):
+    from sda_gui.core.observation import Observation, every_nth_state_mask
+
+    mask = every_nth_state_mask(length, model.state_shape, every=4)
+    return Observation(mask, np.zeros(mask.shape), 0.1)
+
+
 def test_guided_call_flops_scale_with_the_work(trained):
     from sda_gui.bench import guided_call_flops
 
     model = trained[0]
-    one = guided_call_flops(model, 4, 16, "cpu")
-    assert one > 0
+    full = guided_call_flops(model, _every_fourth_state(model, 16), 4, "cpu", window_split=False)
+    assert full > 0
     # 16 states make 12 windows of 5, 28 states make 24: twice the network work
-    assert guided_call_flops(model, 4, 28, "cpu") == pytest.approx(2 * one, rel=0.05)
-    assert guided_call_flops(model, 8, 16, "cpu") == pytest.approx(2 * one, rel=0.05)
+    assert guided_call_flops(model, _every_fourth_state(model, 28), 4, "cpu", window_split=False) == \
+        pytest.approx(2 * full, rel=0.05)
+    assert guided_call_flops(model, _every_fourth_state(model, 16), 8, "cpu", window_split=False) == \
+        pytest.approx(2 * full, rel=0.05)
+    # states 0, 4, 8, 12 of 16 need the backward pass of windows 0, 2, 6, 10 only: the
+    # forward of 12 windows plus the input-gradient pass (as costly as a forward) of 4
+    # is 16/24 of the work
+    split = guided_call_flops(model, _every_fourth_state(model, 16), 4, "cpu")
+    assert split == pytest.approx(full * 16 / 24, rel=0.05)
+    assert all(p.requires_grad for p in model.parameters())   # the count leaves the model as it was

@@ -50,8 +50,12 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
                device="cpu", seed: int = 0, progress: Optional[Progress] = None,
                should_stop: Optional[Callable[[], bool]] = None, preview_every: int = 1,
                zeta: float = 1.0, cg_iterations: int = 3, cuda_graph: bool = True,
-               amp: bool = False) -> torch.Tensor:
-    """Posterior samples ``(n_samples, L, *state_shape)`` as a float32 CPU tensor."""
+               amp: bool = False, window_split: bool = True) -> torch.Tensor:
+    """Posterior samples ``(n_samples, L, *state_shape)`` as a float32 CPU tensor.
+
+    ``window_split=False`` differentiates through every window, not only those of
+    observed states: the same samples at a higher cost (for comparisons).
+    """
     observation.validate(model.state_shape)
     if observation.length < model.window:
         raise ObservationError(
@@ -68,6 +72,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     model = model.to(device)
     model.autocast = bool(amp)
     guide = make_guidance(guidance, observation, model, device, gamma=gamma, zeta=zeta, cg_iterations=cg_iterations)
+    if not window_split:
+        guide.obs.split = None
     sampler = Sampler(model, guide, steps=steps, corrections=corrections, tau=tau, cuda_graph=cuda_graph)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     x = torch.randn((n_samples, observation.length, *model.state_shape), generator=gen, device=device)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..local_score import LocalScoreModel
+from ..local_score import LocalScoreModel, window_split
 from ...observation import Observation
 
 __all__ = ["ObservationModel", "Guidance"]
@@ -37,6 +37,10 @@ class ObservationModel:
         self.index = torch.as_tensor(np.flatnonzero(observation.mask), device=device)
         self.index_ndim = observation.mask.ndim
         self.op = observation.op
+        # Every operator acts on each state alone, so the likelihood reads only the
+        # observed states' outputs: its gradient needs the backward pass of their windows.
+        observed_states = np.flatnonzero(observation.mask.reshape(observation.length, -1).any(axis=1))
+        self.split = window_split(observation.length, model.k, observed_states, device)
 
     def __call__(self, x_n: torch.Tensor) -> torch.Tensor:
         """``A_n(x_n)`` for ``(N, L, *s)`` → ``(N, m)``, the order of ``Observation.apply``."""
@@ -57,10 +61,13 @@ class Guidance:
     def __call__(self, model: LocalScoreModel, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    @staticmethod
-    def _denoise_with_graph(model, x, t):
-        """``(x_leaf, x̂, ε)`` with the graph from ``x_leaf`` kept for autograd."""
+    def _denoise_with_graph(self, model, x, t):
+        """``(x_leaf, x̂, ε)`` with the graph from ``x_leaf`` kept for autograd.
+
+        The graph covers only the windows the observed states need (``obs.split``), so
+        only gradients of functions of ``obs(x̂)`` are right; that is all a guidance takes.
+        """
         x = x.detach().requires_grad_(True)
         mu, sigma = model.schedule(t)
-        eps = model(x, t)
+        eps = model(x, t, self.obs.split)
         return x, (x - sigma * eps) / mu, eps

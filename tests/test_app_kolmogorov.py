@@ -106,3 +106,24 @@ def test_switching_to_a_field_draws_fewer_samples_by_default(window):
     ring = make_system("lorenz96")
     state.set_truth(ring.simulate(1, 16, seed=0)[0].numpy(), system=ring)
     assert panel.samples_spin.value() == 8
+
+
+def test_the_gpu_model_chosen_on_a_cpu_says_so(window, monkeypatch):
+    """Both shipped Kolmogorov models are listed; picking the GPU one for a CPU run warns."""
+    import torch
+
+    from sda_gui.core.systems import make_system
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    st, panel = window.state, window.assimilation_panel
+    st.set_truth(np.zeros((6, 2, 64, 64), np.float32), system=make_system("kolmogorov", resolution=128, size=64))
+    panel.refresh_models()
+    names = [panel.model_combo.itemText(i) for i in range(panel.model_combo.count())]
+    assert names[:2] == ["shipped: kolmogorov.pt", "shipped: kolmogorov_unet.pt"]
+    assert "Sized for a GPU" not in panel.model_info.text()
+    assert panel.select_model(panel.model_combo.itemData(1)), panel.error.text()
+    assert "Sized for a GPU" in panel.model_info.text() and "kolmogorov.pt" in panel.model_info.text()
+    panel.set_device("cpu")
+    assert "Sized for a GPU" in panel.model_info.text()
+    assert panel.select_model(panel.model_combo.itemData(0))
+    assert "Sized for a GPU" not in panel.model_info.text()

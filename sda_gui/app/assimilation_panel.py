@@ -179,6 +179,7 @@ class AssimilationPanel(QWidget):
         self.model_combo.activated.connect(lambda i: self.select_model(self.model_combo.itemData(i)))
         self.browse_button.clicked.connect(lambda: self.browse_model())
         self.guidance_combo.currentIndexChanged.connect(lambda _: self._guidance_changed())
+        self.device_combo.currentIndexChanged.connect(lambda _: self._update_model_info())
         self.assimilate_button.clicked.connect(lambda: self.assimilate())
         self.cancel_button.clicked.connect(self.cancel)
         self.runner.progress.connect(self._on_progress)
@@ -321,8 +322,19 @@ class AssimilationPanel(QWidget):
                f"({', '.join(f'{k} {v}' for k, v in arch.items())}) · {params / 1e3:.0f} k parameters")
         if steps:
             txt += f" · trained {steps} steps"
+        if self._gpu_model_on_cpu():
+            txt += ("<br><b>Sized for a GPU:</b> on the CPU each step costs about 18× that of the "
+                    f"shipped CPU model, {self.state.system.name}.pt (also in the list).")
         self.model_info.setText(txt)
         self.assimilate_button.setEnabled(not self.runner.running)
+
+    def _gpu_model_on_cpu(self) -> bool:
+        """The shipped GPU model of this system is chosen, and the run would go to the CPU."""
+        gpu = _checkpoint().GPU_DEFAULTS.get(self.state.system.name)
+        if gpu is None or Path(self.state.model_path or "").name != gpu:
+            return False
+        device = self.device_combo.currentData()
+        return device == "cpu" or (device == "auto" and "cuda" not in _available_devices())
 
     def _guidance_changed(self):
         self.gamma_spin.setEnabled(self.guidance_combo.currentData() == "sda")

@@ -127,3 +127,41 @@ def test_the_gpu_model_chosen_on_a_cpu_says_so(window, monkeypatch):
     assert "Sized for a GPU" in panel.model_info.text()
     assert panel.select_model(panel.model_combo.itemData(0))
     assert "Sized for a GPU" not in panel.model_info.text()
+
+
+def test_observed_cells_are_framed_on_the_truth_at_observed_states(qtbot):
+    from sda_gui.app.result_plots import FieldPlots, observed_cell_frames
+    from sda_gui.app.state import Results
+    from sda_gui.core.observation import Observation
+    from sda_gui.core.systems import make_system
+
+    system = make_system("kolmogorov", resolution=64, size=32)
+    mask = np.zeros((5, 2, 4, 4), bool)
+    mask[::4] = True
+    mask[4, :, 1, 2] = False                       # one coarse cell (x 8–15, y 16–23) left out
+    obs = Observation(mask, np.zeros(mask.shape), 0.1, operator="coarsen:8")
+    frames = observed_cell_frames(obs, system.state_shape)
+    assert [f is None for f in frames] == [False, True, True, True, False]
+    full, holed = frames[0], frames[4]
+    assert full.shape == (256, 256, 4)             # 4 cells × 64 overlay pixels, rows = y
+    assert (full[..., 3] == 0).mean() > 0.9         # frames only: the truth shows through
+    # the left-out cell has no frame inside its block, the others do
+    assert holed[128 + 5:192 - 5, 64 + 5:128 - 5, 3].max() == 0
+    assert holed[128:192, 63, 3].min() == 255      # the neighbour on its left keeps its right frame
+    assert full[128 + 32, 64, 3] == 255 and holed[128 + 32, 64, 3] == 0   # its own left frame
+    # sampled points are framed pixel by pixel on the state grid
+    sub = Observation(np.ones((5, 2, 16, 16), bool), np.zeros((5, 2, 16, 16)), 0.1, operator="subsample:2")
+    pixel = observed_cell_frames(sub, system.state_shape)[0]
+    assert pixel.shape == (256, 256, 4)            # 32 pixels × 8
+
+    plots = FieldPlots(system)
+    qtbot.addWidget(plots.widget)
+    truth = np.random.default_rng(0).standard_normal((5, 2, 32, 32)).astype(np.float32)
+    plots.set_results(Results(samples=truth[None] + 0.1, observation=obs, truth=truth))
+    assert "framed: observed" in plots.panels["truth"][0].titleLabel.text
+    plots.show_frame(0)
+    assert plots.observed.image is not None and plots.observed.image.shape == (256, 256, 4)
+    plots.show_frame(2)
+    assert plots.observed.image is None
+    plots.show_frame(4)
+    assert np.array_equal(plots.observed.image, holed)

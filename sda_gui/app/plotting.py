@@ -38,20 +38,22 @@ def lut(name: str = "viridis") -> np.ndarray:
     return _LUTS[name]
 
 
-def mask_overlay(mask2d: np.ndarray, scale: int = 6, scale_y: int | None = None) -> np.ndarray:
+def mask_overlay(mask2d: np.ndarray, scale: int = 6, scale_y: int | None = None, wash: bool = True) -> np.ndarray:
     """RGBA image that washes out unobserved cells and frames observed ones.
 
     Each cell becomes ``scale_y × scale`` pixels: unobserved cells are covered by
-    translucent white, observed cells stay in full colour with a dark one-pixel frame,
-    so the truth remains visible under the pattern. A taller ``scale_y`` keeps the
-    frame thin on cells that are drawn much taller than wide (3 variables × 65 states).
+    translucent white (unless ``wash`` is off), observed cells stay in full colour with
+    a dark one-pixel frame, so the truth remains visible under the pattern. A taller
+    ``scale_y`` keeps the frame thin on cells that are drawn much taller than wide
+    (3 variables × 65 states).
     """
     sx = max(1, int(scale))
     sy = max(1, int(scale_y or scale))
     rows, cols = mask2d.shape
     out = np.zeros((rows * sy, cols * sx, 4), dtype=np.uint8)
     big = np.repeat(np.repeat(mask2d, sy, 0), sx, 1)
-    out[~big] = (255, 255, 255, 120)
+    if wash:
+        out[~big] = (255, 255, 255, 120)
     if sx >= 3 and sy >= 3:
         edge = np.zeros((sy, sx), dtype=bool)
         edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True

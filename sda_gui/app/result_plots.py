@@ -33,7 +33,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
 from . import operators as ops
-from .plotting import COLORS, SAMPLE_PEN, lut, robust_levels, symmetric_levels
+from .plotting import COLORS, SAMPLE_PEN, lut, mask_overlay, robust_levels, symmetric_levels
 from .state import Results
 
 __all__ = ["RingPlots", "LowDimPlots", "FieldPlots", "MODES", "spaghetti", "PlotData", "ring_data", "low_dim_data",
@@ -728,6 +728,34 @@ def _field_frames(system, x: np.ndarray) -> tuple[np.ndarray, str]:
     return np.swapaxes(x[..., 0, :, :], -1, -2), system.variable_names[0]
 
 
+def observed_cell_frames(observation, state_shape) -> list[Optional[np.ndarray]]:
+    """Per state, an RGBA image framing the observed cells over the whole field (None: none).
+
+    A coarse cell is framed as the block it averages; a pixel mask or sampled points
+    are framed pixel by pixel on the state grid. Channels observed at the same place
+    share one frame. States with the same pattern share one image.
+    """
+    if observation is None:
+        return []
+    mask = np.asarray(observation.mask, dtype=bool)
+    spec = observation.operator
+    if ops.kind_of(spec) != "coarsen":
+        mask = ops.convert_mask(mask, spec, None, state_shape)
+    cells = mask.reshape(mask.shape[0], -1, *mask.shape[-2:]).any(axis=1)   # (L, x, y)
+    # about 256 overlay pixels across, so that frames stay one thin line on any grid
+    scale = max(3, 256 // max(cells.shape[1:]))
+    images, out = {}, []
+    for frame in cells:
+        if not frame.any():
+            out.append(None)
+            continue
+        key = frame.tobytes()
+        if key not in images:
+            images[key] = mask_overlay(frame.T, scale, wash=False)   # [x, y] → rows are y
+        out.append(images[key])
+    return out
+
+
 class FieldPlots(_Plots):
     kind = "field"
 
@@ -743,6 +771,13 @@ class FieldPlots(_Plots):
             plot.setAspectLocked(True)
             plot.disableAutoRange()
             self.panels[key] = (plot, img, bar)
+        # observed cells framed on the truth, per state (see observed_cell_frames)
+        self.observed = pg.ImageItem()
+        self.observed.setZValue(10)
+        self.panels["truth"][0].addItem(self.observed)
+        self._observed_frames: list = []
+        self._observed_for = None
+        self._observed_shown = None
         cache_static_items(self.layout)
 
     def _run_levels(self, run: Results) -> Optional[dict]:
@@ -779,7 +814,13 @@ class FieldPlots(_Plots):
         self.rect = QRectF(0, 0, w, h)
         set_title(self.panels["sample"][0], f"Sample #{a['k'] + 1} of {a['n']}: {label}")
         set_title(self.panels["mean"][0], f"Posterior mean: {label}")
-        set_title(self.panels["truth"][0], f"Truth: {label}")
+        obs = self.results.observation if self.results is not None else None
+        if obs is not self._observed_for:
+            self._observed_for = obs
+            self._observed_frames = observed_cell_frames(obs, self.system.state_shape)
+        self._observed_shown = None   # the rect may have changed: set the overlay again
+        framed = any(f is not None for f in self._observed_frames)
+        set_title(self.panels["truth"][0], f"Truth: {label}" + (" · framed: observed" if framed else ""))
         for plot, *_ in self.panels.values():
             set_range(plot, (0, w), (0, h))
         t = min(self.frame, a["length"] - 1)
@@ -798,7 +839,20 @@ class FieldPlots(_Plots):
         levels, std_levels = image_levels(self.levels), image_levels(self.std_levels)
         if self.truth_w is not None:
             _show_frame_image(p["truth"][1], self.truth_w[t], levels)
+        self._show_observed(t)
         sample = self.mean_w[t] if self.mode == "spread" else self.sample_w[t]
         _show_frame_image(p["sample"][1], sample, levels)
         _show_frame_image(p["mean"][1], self.mean_w[t], levels)
         _show_frame_image(p["spread"][1], self.std_w[t], std_levels)
+
+    def _show_observed(self, t: int):
+        frames = self._observed_frames
+        image = frames[t] if self.truth_w is not None and t < len(frames) else None
+        if image is self._observed_shown:
+            return   # most frames keep the pattern: no new texture
+        self._observed_shown = image
+        if image is None:
+            self.observed.clear()
+        else:
+            self.observed.setImage(image, autoLevels=False, levels=(0, 255))
+            self.observed.setRect(self.rect)

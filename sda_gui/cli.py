@@ -130,6 +130,8 @@ def cmd_train(args):
             vtxt = f" val {val:.4f}" if val is not None else ""
             print(f"step {step}/{total} loss {loss:.4f}{vtxt} eta {eta:.0f} s", flush=True)
 
+    if args.resume and args.init:
+        raise CliError("pass either --resume (continue a run) or --init (start from a model's weights), not both")
     start = 0
     if args.resume:
         from sda_gui.core.diffusion.checkpoint import read_checkpoint
@@ -137,7 +139,7 @@ def cmd_train(args):
         start = int(read_checkpoint(args.resume).get("train_state", {}).get("step", 0))
     deadline = time.perf_counter() + args.time_limit if args.time_limit else None
     model, history = train_model(system, data, config, progress=progress, checkpoint_path=args.out,
-                                 resume_from=args.resume,
+                                 resume_from=args.resume, init_from=args.init,
                                  should_stop=(lambda: time.perf_counter() > deadline) if deadline else None)
     if history["stopped"]:
         print(f"time limit reached after {model.training_info['steps_done']} steps", flush=True)
@@ -269,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--compile", action="store_true", help="torch.compile the network")
     t.add_argument("--save-every", type=int, default=0, help="write a resumable checkpoint every n steps")
     t.add_argument("--resume", help="resume from a resumable checkpoint")
+    t.add_argument("--init", help="start from the weights of this model (same system; its window and "
+                                  "architecture are used): fine-tuning with a fresh optimiser")
     t.add_argument("--half", action="store_true",
                    help="store the final weights in float16 (a run stopped by --time-limit keeps its resumable "
                         "file at --out and writes the float16 copy to OUT-half.pt)")

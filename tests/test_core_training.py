@@ -386,3 +386,23 @@ def test_guided_call_flops_scale_with_the_work(trained):
     split = guided_call_flops(model, _every_fourth_state(model, 16), 4, "cpu")
     assert split == pytest.approx(full * 16 / 24, rel=0.05)
     assert all(p.requires_grad for p in model.parameters())   # the count leaves the model as it was
+
+
+def test_fine_tuning_starts_from_a_models_weights(trained, lorenz63, data, tmp_path):
+    from sda_gui.core.diffusion.checkpoint import CheckpointError, save_checkpoint
+
+    model = trained[0]
+    path = tmp_path / "start.pt"
+    save_checkpoint(model, path, half=True)          # a shipped model is stored in fp16
+    # the window and architecture come from the model, whatever the config says
+    config = _config(k=1, arch={"name": "resmlp", "width": 8, "depth": 1}, steps=1, lr=0.0, weight_decay=0.0)
+    tuned, _ = train_model(lorenz63, data, config, init_from=path)
+    assert tuned.k == model.k and tuned.arch == model.arch
+    for (name, a), b in zip(model.net.state_dict().items(), tuned.net.state_dict().values()):
+        torch.testing.assert_close(b, a.half().float(), msg=name)   # lr 0: the weights it started from
+    # it trains on from there: a step with a learning rate moves them
+    moved, _ = train_model(lorenz63, data, _config(steps=2, lr=1e-2), init_from=path)
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.net.state_dict().values(), moved.net.state_dict().values()))
+    with pytest.raises(CheckpointError, match="lorenz63"):
+        other = make_system("lorenz96", n=8)
+        train_model(other, other.simulate(2, 16, seed=0), _config(steps=1), init_from=path)

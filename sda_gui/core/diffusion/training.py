@@ -8,7 +8,9 @@
 window (``arch["precondition"]``) has its own loss, ``Preconditioned.dsm_loss``.
 AdamW with a linear learning-rate decay to zero; a validation loss on held-out trajectories with fixed windows, times and
 noise, so it is comparable from one report to the next. Training can be
-resumed from a checkpoint that carries ``train_state``.
+resumed from a checkpoint that carries ``train_state``, or start from the weights
+of another model of the same system and architecture (``init_from``: fine-tuning,
+e.g. a shipped fp16 model on more data, with a fresh optimiser and schedule).
 """
 
 from __future__ import annotations
@@ -80,8 +82,23 @@ def _dsm_loss(net, schedule, x, gen, amp):
     return (pred.float() - eps).square().mean()
 
 
+def _initial_weights(path, system, config: "TrainConfig") -> dict:
+    """The weights of ``path`` in float32; ``config`` takes its window and architecture."""
+    saved = read_checkpoint(path)
+    if saved.get("system", {}).get("name") != system.name:
+        raise CheckpointError(f"{path} is a model of {saved.get('system', {}).get('name') or 'another system'}, "
+                              f"not of {system.name}")
+    if tuple(saved.get("state_shape", ())) != tuple(system.state_shape):
+        raise CheckpointError(f"{path} was trained on states of shape {tuple(saved.get('state_shape', ()))}, "
+                              f"these are {tuple(system.state_shape)}")
+    config.k = int(saved["k"])
+    config.arch = dict(saved["arch"])
+    return {k: v.float() if v.is_floating_point() else v for k, v in saved["weights"].items()}
+
+
 def train_model(system, trajectories, config: TrainConfig, progress: Optional[TrainProgress] = None,
-                should_stop: Optional[Callable[[], bool]] = None, checkpoint_path=None, resume_from=None):
+                should_stop: Optional[Callable[[], bool]] = None, checkpoint_path=None, resume_from=None,
+                init_from=None):
     """Trains a local score model on physical trajectories ``(M, T, *state_shape)``.
 
     Returns ``(model, history)``; ``history`` holds ``step``, ``train``, ``val`` lists
@@ -99,12 +116,15 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
     w = 2 * config.k + 1
     if data.shape[1] < w:
         raise ValueError(f"trajectories of {data.shape[1]} states are shorter than a window of {w}")
+    init = _initial_weights(init_from, system, config) if init_from is not None else None
     arch = dict(config.arch or default_arch(system))
     if arch.get("precondition") and "sigma_data" not in arch:
         # the preconditioning's Gaussian part should match the data it will denoise
         arch["sigma_data"] = round(float(system.normalize(data).std()), 4)
     config.arch = arch
     model = build_model(system, config.k, arch).to(device)
+    if init is not None:
+        model.net.load_state_dict(init)
     data = model.normalize(data.to(device))
     augment = getattr(system, "augment", None)
 

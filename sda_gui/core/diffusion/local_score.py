@@ -12,8 +12,8 @@ any ``L`` with a single trained network.
 A likelihood gradient only flows back through the windows whose used outputs are
 observed: with every 4th state observed, 8 of 25 windows. ``WindowSplit`` names
 them, and ``forward`` then records the autograd graph for those windows alone and
-evaluates the others without one — the same ε and the same gradient, for about
-half the arithmetic of a backward pass through every window.
+evaluates the others without one — the same ε and the same gradient, with the
+backward pass cut to 8/25 of its arithmetic in that case.
 """
 
 from __future__ import annotations

@@ -113,10 +113,10 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
                          f"got {tuple(data.shape)}")
     if not torch.isfinite(data).all():
         raise ValueError("trajectories contain NaN or infinity")
+    init = _initial_weights(init_from, system, config) if init_from is not None else None
     w = 2 * config.k + 1
     if data.shape[1] < w:
         raise ValueError(f"trajectories of {data.shape[1]} states are shorter than a window of {w}")
-    init = _initial_weights(init_from, system, config) if init_from is not None else None
     arch = dict(config.arch or default_arch(system))
     if arch.get("precondition") and "sigma_data" not in arch:
         # the preconditioning's Gaussian part should match the data it will denoise

@@ -406,3 +406,10 @@ def test_fine_tuning_starts_from_a_models_weights(trained, lorenz63, data, tmp_p
     with pytest.raises(CheckpointError, match="lorenz63"):
         other = make_system("lorenz96", n=8)
         train_model(other, other.simulate(2, 16, seed=0), _config(steps=1), init_from=path)
+
+
+def test_validation_runs_at_every_val_every_steps(lorenz63, data):
+    # 200 steps report every 2nd step; a validation interval of 25 falls between reports
+    _, history = train_model(lorenz63, data, _config(steps=200, batch_size=16, val_every=25))
+    validated = [s for s, v in zip(history["step"], history["val"]) if v is not None]
+    assert validated == list(range(25, 201, 25))

@@ -202,12 +202,13 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         loss.backward()
         opt.step()
         sched.step()
-        if step % report_every == 0 or step == config.steps:
+        check = step % config.val_every == 0 or step == config.steps
+        if check or step % report_every == 0:
             value = loss.item()
             if not math.isfinite(value):
                 raise FloatingPointError(f"training diverged at step {step} (loss {value}); lower the learning rate")
             running = value if running is None else 0.9 * running + 0.1 * value
-            val = validate() if (step % config.val_every == 0 or step == config.steps) else None
+            val = validate() if check else None
             history["step"].append(step)
             history["train"].append(running)
             history["val"].append(val)

@@ -393,11 +393,13 @@ def test_fine_tuning_starts_from_a_models_weights(trained, lorenz63, data, tmp_p
 
     model = trained[0]
     path = tmp_path / "start.pt"
-    save_checkpoint(model, path, half=True)          # a shipped model is stored in fp16
+    save_checkpoint(model, path, model.training_info, half=True)   # a shipped model is stored in fp16
     # the window and architecture come from the model, whatever the config says
     config = _config(k=1, arch={"name": "resmlp", "width": 8, "depth": 1}, steps=1, lr=0.0, weight_decay=0.0)
     tuned, _ = train_model(lorenz63, data, config, init_from=path)
     assert tuned.k == model.k and tuned.arch == model.arch
+    assert tuned.training_info["init_from"] == "start.pt"
+    assert tuned.training_info["init_steps_done"] == model.training_info["steps_done"] and tuned.training_info["steps_done"] == 1
     for (name, a), b in zip(model.net.state_dict().items(), tuned.net.state_dict().values()):
         torch.testing.assert_close(b, a.half().float(), msg=name)   # lr 0: the weights it started from
     # it trains on from there: a step with a learning rate moves them

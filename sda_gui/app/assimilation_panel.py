@@ -320,7 +320,9 @@ class AssimilationPanel(QWidget):
         params = sum(p.numel() for p in m.parameters())
         txt = (f"window 2k+1 = {m.window} states · {name} "
                f"({', '.join(f'{k} {v}' for k, v in arch.items())}) · {params / 1e3:.0f} k parameters")
-        if steps:
+        if steps and info.get("init_steps_done"):
+            txt += f" · trained {info['init_steps_done']} + {steps} steps (fine-tuned)"
+        elif steps:
             txt += f" · trained {steps} steps"
         if self._gpu_model_on_cpu():
             txt += ("<br><b>Sized for a GPU:</b> on the CPU each step costs about 18× that of the "

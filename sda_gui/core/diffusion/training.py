@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
@@ -82,8 +83,9 @@ def _dsm_loss(net, schedule, x, gen, amp):
     return (pred.float() - eps).square().mean()
 
 
-def _initial_weights(path, system, config: "TrainConfig") -> dict:
-    """The weights of ``path`` in float32; ``config`` takes its window and architecture."""
+def _initial_weights(path, system, config: "TrainConfig") -> tuple[dict, dict]:
+    """The weights of ``path`` in float32 and where they come from; ``config`` takes the
+    model's window and architecture."""
     saved = read_checkpoint(path)
     if saved.get("system", {}).get("name") != system.name:
         raise CheckpointError(f"{path} is a model of {saved.get('system', {}).get('name') or 'another system'}, "
@@ -93,7 +95,12 @@ def _initial_weights(path, system, config: "TrainConfig") -> dict:
                               f"these are {tuple(system.state_shape)}")
     config.k = int(saved["k"])
     config.arch = dict(saved["arch"])
-    return {k: v.float() if v.is_floating_point() else v for k, v in saved["weights"].items()}
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in saved["weights"].items()}
+    before = saved.get("training", {})
+    # what the model had been through, kept in the new model's training record
+    origin = {"init_from": Path(path).name,
+              "init_steps_done": int(before.get("init_steps_done", 0)) + int(before.get("steps_done") or 0)}
+    return weights, origin
 
 
 def train_model(system, trajectories, config: TrainConfig, progress: Optional[TrainProgress] = None,
@@ -113,7 +120,7 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
                          f"got {tuple(data.shape)}")
     if not torch.isfinite(data).all():
         raise ValueError("trajectories contain NaN or infinity")
-    init = _initial_weights(init_from, system, config) if init_from is not None else None
+    init, origin = _initial_weights(init_from, system, config) if init_from is not None else (None, {})
     w = 2 * config.k + 1
     if data.shape[1] < w:
         raise ValueError(f"trajectories of {data.shape[1]} states are shorter than a window of {w}")
@@ -174,7 +181,7 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
     def settings():
         info = asdict(config)
         info.update(trajectories=list(data.shape), n_val=n_val, final_train_loss=history["train"][-1:] or None,
-                    final_val_loss=history["val"][-1:] or None, steps_done=step)
+                    final_val_loss=history["val"][-1:] or None, steps_done=step, **origin)
         return info
 
     def save(final: bool):

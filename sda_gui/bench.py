@@ -77,10 +77,10 @@ def guided_call_flops(model, observation, samples: int, device, window_split=Tru
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    from sda_gui.core.diffusion.guidance import ObservationModel
+    from sda_gui.core.diffusion.local_score import window_split as split_for
 
-    split = ObservationModel(observation, model, device).split if window_split else None
-    observed = np.flatnonzero(observation.mask.reshape(observation.length, -1).any(axis=1))
+    observed = observation.observed_states()
+    split = split_for(observation.length, model.k, observed, device) if window_split else None
     x = torch.randn((samples, observation.length, *model.state_shape), device=device, requires_grad=True)
     t = torch.tensor(0.5, device=device)
     # A guidance asks autograd for the gradient of x alone, which skips the weights'

@@ -144,6 +144,10 @@ class Observation:
     def count(self) -> int:
         return int(self.mask.sum())
 
+    def observed_states(self) -> np.ndarray:
+        """Indices of the states with at least one observed entry."""
+        return np.flatnonzero(self.mask.reshape(self.length, -1).any(axis=1))
+
     @property
     def op(self) -> Operator:
         return parse_operator(self.operator)

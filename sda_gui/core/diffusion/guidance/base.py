@@ -39,8 +39,7 @@ class ObservationModel:
         self.op = observation.op
         # Every operator acts on each state alone, so the likelihood reads only the
         # observed states' outputs: its gradient needs the backward pass of their windows.
-        observed_states = np.flatnonzero(observation.mask.reshape(observation.length, -1).any(axis=1))
-        self.split = window_split(observation.length, model.k, observed_states, device)
+        self.split = window_split(observation.length, model.k, observation.observed_states(), device)
 
     def __call__(self, x_n: torch.Tensor) -> torch.Tensor:
         """``A_n(x_n)`` for ``(N, L, *s)`` → ``(N, m)``, the order of ``Observation.apply``."""

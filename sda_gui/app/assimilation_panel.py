@@ -24,10 +24,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from . import engine
+from .common import available_devices as _available_devices, format_eta
 from .state import AppState, Results
 from .workers import JobRunner
 
-__all__ = ["AssimilationPanel", "GUIDANCES", "format_eta"]
+__all__ = ["AssimilationPanel", "GUIDANCES"]
 
 #: samples drawn by default, per system (None: any other); a CPU gives them within a minute
 DEFAULT_SAMPLES = {None: 8, "kolmogorov": 2}
@@ -35,25 +36,6 @@ DEFAULT_SAMPLES = {None: 8, "kolmogorov": 2}
 GUIDANCES = {"sda": "SDA (Rozet & Louppe)", "dps": "DPS (baseline)", "mmps": "MMPS (Tweedie covariance)"}
 MODEL_FILTER = "SDA Studio models (*.pt);;All files (*)"
 PREVIEW_INTERVAL_S = 0.2
-
-
-def format_eta(seconds: float) -> str:
-    if not np.isfinite(seconds) or seconds < 0:
-        return "…"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-
-
-def _available_devices() -> list[str]:
-    """Devices the engine can use; only the CPU is known before the engine has loaded."""
-    if not engine.ENGINE.ready():
-        return ["cpu"]
-    try:
-        from sda_gui.core.assimilation import available_devices
-        return list(available_devices())
-    except ImportError:
-        return ["cpu"]
 
 
 def _checkpoint():
@@ -462,7 +444,7 @@ class AssimilationPanel(QWidget):
                            tau=settings["tau"], gamma=settings["gamma"], device=settings["device"],
                            seed=settings["seed"], progress=progress, should_stop=should_stop)
             samples = x.numpy()
-            from .results_view import compute_metrics
+            from .result_metrics import compute_metrics
 
             metrics = compute_metrics(Results(samples=samples, observation=obs, truth=truth))
             return samples, metrics, prepared(np.asarray(samples, dtype=np.float32), preview=False)

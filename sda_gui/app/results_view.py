@@ -16,10 +16,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizeP
                                QStackedWidget, QStyle, QToolButton, QVBoxLayout, QWidget)
 
 from .animation import AnimationController
+from .result_metrics import compute_metrics
 from .result_plots import MODES, FieldPlots, LowDimPlots, RingPlots
 from .state import AppState, Results
 
-__all__ = ["ResultsView", "plots_for_system", "compute_metrics"]
+__all__ = ["ResultsView", "plots_for_system"]
 
 
 PREVIEW_STATUS = ("<b>Preview while sampling</b>: the current denoised estimate, updated as the sampler runs "
@@ -33,28 +34,6 @@ def plots_for_system(system):
     if shape[0] <= 4:
         return LowDimPlots(system)
     return RingPlots(system)
-
-
-def compute_metrics(results: Results) -> dict:
-    """RMSE of the mean, spread, and the residual std against the observation σ."""
-    from sda_gui.core import metrics
-
-    samples = np.asarray(results.samples)
-    with np.errstate(invalid="ignore"):
-        bad = int((~np.isfinite(samples) | (np.abs(np.nan_to_num(samples)) > 1e6)).sum())
-    out = {"samples": int(samples.shape[0]), "bad_values": bad}
-    # a diverged sample overflows; the metrics line says so (errstate is per thread: this runs on the worker)
-    with np.errstate(all="ignore"):
-        out["spread"] = metrics.spread(samples)
-        if results.truth is not None:
-            out["rmse"] = metrics.rmse(samples, results.truth)
-        obs = results.observation
-        if obs is not None and obs.count:
-            out["residual_std"] = metrics.residual_std(samples, obs)
-            out["obs_std"] = float(np.mean(obs.observed_std()))
-            out["n_obs"] = obs.count
-            out["operator"] = obs.operator or ""
-    return out
 
 
 def metrics_html(m: dict, settings: dict, preview: bool) -> str:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from .assimilation_panel import format_eta
+from .common import format_eta
 from . import engine
 from .state import AppState, system_for_shape
 from .workers import JobRunner

@@ -18,7 +18,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from .assimilation_panel import _available_devices, format_eta
+from .common import available_devices as _available_devices, format_eta
 from .plotting import COLORS
 from .state import AppState
 from .workers import JobRunner

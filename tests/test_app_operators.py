@@ -275,7 +275,7 @@ def test_session_keeps_the_operator_and_old_sessions_open(window, tmp_path):
 # --- results -------------------------------------------------------------------------------------
 
 def test_metrics_use_the_operator(window):
-    from sda_gui.app.results_view import compute_metrics
+    from sda_gui.app.result_metrics import compute_metrics
     from sda_gui.app.state import Results
 
     uv = _flow()

@@ -11,6 +11,12 @@ noise, so it is comparable from one report to the next. Training can be
 resumed from a checkpoint that carries ``train_state``, or start from the weights
 of another model of the same system and architecture (``init_from``: fine-tuning,
 e.g. a shipped fp16 model on more data, with a fresh optimiser and schedule).
+
+Under ``torchrun`` (a process group is initialised, ``core.distributed``) the loss
+module is wrapped in DistributedDataParallel: each rank draws its own windows and
+the gradients are averaged, an effective batch of ``world_size × batch_size``;
+rank 0 alone validates, reports and writes checkpoints, and a stop on any rank
+stops all of them at the same step.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from torch import nn
 
+from .. import distributed
 from .checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint
 from .preconditioning import Preconditioned
 
-__all__ = ["TrainConfig", "train_model", "default_arch", "window_batches"]
+__all__ = ["TrainConfig", "train_model", "default_arch", "window_batches", "DSMLoss"]
 
 # progress(step, total, train_loss, val_loss or None)
 TrainProgress = Callable[[int, int, float, Optional[float]], None]
@@ -71,16 +79,34 @@ def window_batches(data: torch.Tensor, k: int, batch: int, gen: torch.Generator)
     return data[traj[:, None], idx]
 
 
-def _dsm_loss(net, schedule, x, gen, amp):
+class DSMLoss(nn.Module):
+    """The denoising loss of a batch as a module, so DistributedDataParallel can wrap it.
+
+    ``forward(x, t, eps)`` is ``‖ε_φ(μ x + σ ε, t) − ε‖²`` (or the preconditioned
+    network's own loss); ``fwd`` is the network's (possibly compiled) forward.
+    """
+
+    def __init__(self, net: nn.Module, schedule, amp: bool = False, fwd=None):
+        super().__init__()
+        self.net = net
+        self.schedule = schedule
+        self.amp = bool(amp)
+        object.__setattr__(self, "_fwd", fwd if fwd is not None else net)  # not a second submodule
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.net, Preconditioned):
+            return self.net.dsm_loss(x, t, eps, self.amp)
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        mu, sigma = self.schedule(t.view(shape))
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            pred = self._fwd(mu * x + sigma * eps, t)
+        return (pred.float() - eps).square().mean()
+
+
+def _dsm_loss(loss_module, x, gen):
     t = torch.rand(x.shape[0], generator=gen, device=x.device)
     eps = torch.randn(x.shape, generator=gen, device=x.device)
-    if isinstance(net, Preconditioned):
-        return net.dsm_loss(x, t, eps, amp)
-    shape = (-1,) + (1,) * (x.ndim - 1)
-    mu, sigma = schedule(t.view(shape))
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        pred = net(mu * x + sigma * eps, t)
-    return (pred.float() - eps).square().mean()
+    return loss_module(x, t, eps)
 
 
 def _initial_weights(path, system, config: "TrainConfig") -> tuple[dict, dict]:
@@ -112,7 +138,8 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
     and the wall time. ``should_stop`` returning True ends training early (the model
     trained so far is returned and ``history["stopped"]`` is True).
     """
-    device = torch.device(config.device)
+    dist_info = distributed.current()
+    device = distributed.rank_device(config.device, dist_info)
     data = torch.as_tensor(np.asarray(trajectories) if not torch.is_tensor(trajectories) else trajectories,
                            dtype=torch.float32)
     if data.ndim != 2 + len(system.state_shape) or tuple(data.shape[2:]) != tuple(system.state_shape):
@@ -139,7 +166,8 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
     train_data, val_data = data[: data.shape[0] - n_val], data[data.shape[0] - n_val:]
 
     torch.manual_seed(config.seed)
-    gen = torch.Generator(device=device).manual_seed(config.seed)
+    # each rank its own stream of windows (rank 0's is the single-process stream)
+    gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(config.seed, dist_info))
     net = model.net
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / config.steps))
@@ -154,7 +182,7 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         sched.load_state_dict(saved["train_state"]["scheduler"])
         start_step = int(saved["train_state"]["step"])
         history = dict(saved["train_state"]["history"], stopped=False)
-        gen.manual_seed(config.seed + start_step)
+        gen.manual_seed(distributed.rank_seed(config.seed, dist_info) + start_step)
 
     fwd = net
     if config.compile:
@@ -163,8 +191,16 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
             net.net.forward = torch.compile(net.net.forward)
         else:
             fwd = torch.compile(net)
+    loss_module = DSMLoss(net, model.schedule, config.amp, fwd)
+    train_loss = loss_module
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # DDP broadcasts rank 0's weights at construction and averages gradients in backward
+        ids = [device.index] if device.type == "cuda" else None
+        train_loss = DistributedDataParallel(loss_module, device_ids=ids)
     val_batch = None
-    if n_val:
+    if n_val and dist_info.is_main:
         vgen = torch.Generator(device=device).manual_seed(12345)
         val_batch = [window_batches(val_data, config.k, 1024, vgen) for _ in range(4)]
 
@@ -174,18 +210,19 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         vgen = torch.Generator(device=device).manual_seed(54321)
         net.eval()
         with torch.no_grad():
-            loss = sum(_dsm_loss(fwd, model.schedule, b, vgen, config.amp).item() for b in val_batch) / len(val_batch)
+            loss = sum(_dsm_loss(loss_module, b, vgen).item() for b in val_batch) / len(val_batch)
         net.train()
         return loss
 
     def settings():
         info = asdict(config)
         info.update(trajectories=list(data.shape), n_val=n_val, final_train_loss=history["train"][-1:] or None,
-                    final_val_loss=history["val"][-1:] or None, steps_done=step, **origin)
+                    final_val_loss=history["val"][-1:] or None, steps_done=step, world_size=dist_info.world_size,
+                    effective_batch_size=config.batch_size * dist_info.world_size, **origin)
         return info
 
     def save(final: bool):
-        if checkpoint_path is None:
+        if checkpoint_path is None or not dist_info.is_main:
             return
         state = None if final else {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                                     "step": step, "history": history}
@@ -197,14 +234,17 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
     step = start_step
     report_every = max(1, min(100, config.steps // 100))
     for step in range(start_step + 1, config.steps + 1):
-        if should_stop is not None and should_stop():
+        stop = should_stop is not None and should_stop()
+        if dist_info.enabled:
+            stop = distributed.any_rank(stop, dist_info)
+        if stop:
             history["stopped"] = True
             step -= 1
             break
         batch = window_batches(train_data, config.k, config.batch_size, gen)
         if augment is not None:
             batch = augment(batch, gen)
-        loss = _dsm_loss(fwd, model.schedule, batch, gen, config.amp)
+        loss = _dsm_loss(train_loss, batch, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -219,7 +259,7 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
             history["step"].append(step)
             history["train"].append(running)
             history["val"].append(val)
-            if progress is not None:
+            if progress is not None and dist_info.is_main:
                 progress(step, config.steps, running, val)
         if config.save_every and step % config.save_every == 0 and step < config.steps:
             save(final=False)

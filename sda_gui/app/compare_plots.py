@@ -85,31 +85,40 @@ class ComparePlots(pg.GraphicsLayoutWidget):
     # ------------------------------------------------------------------ kinds of state
     def _low_dim(self, truth, methods, names, dt, observed):
         t = np.arange(len(truth)) * dt
+        span = max(1, len(methods))
+        # the legend is a line of its own above the plots, so it never covers a curve
+        keys = [f"<span style='color:rgb{METHOD_COLORS[m % len(METHOD_COLORS)]}'>━━ {c.title} (mean ± spread)</span>"
+                for m, c in enumerate(methods)]
+        keys += ["<span style='color:black'>━━ truth</span>"]
+        if observed is not None:
+            keys += [f"<span style='color:rgb{COLORS['obs'][:3]}'>● observations</span>"]
+        self.addLabel("Posterior mean ± spread of each method against the truth<br>" + " &nbsp; ".join(keys),
+                      row=0, col=0, colspan=span)
         for j in range(truth.shape[1]):
             name = names[j] if j < len(names) else f"variable {j}"
-            plot = self.addPlot(row=j, col=0, colspan=max(1, len(methods)))
+            plot = self.addPlot(row=j + 1, col=0, colspan=span)
             plot.setLabel("left", name)
-            plot.setLabel("bottom", "time") if j == truth.shape[1] - 1 else None
+            if j == truth.shape[1] - 1:
+                plot.setLabel("bottom", "time")
             plot.setMenuEnabled(False)
-            if j == 0:
-                plot.setTitle("Posterior mean ± spread of each method against the truth")
-                legend = plot.addLegend(offset=(1, 1), colCount=min(5, len(methods) + 2))
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).enableAutoSIPrefix(False)
             for m, curves in enumerate(methods):
                 color = METHOD_COLORS[m % len(METHOD_COLORS)]
                 mean, spread = curves.mean[:, j], curves.spread[:, j]
-                lo = pg.PlotDataItem(t, mean - spread, pen=None)
-                hi = pg.PlotDataItem(t, mean + spread, pen=None)
-                plot.addItem(pg.FillBetweenItem(lo, hi, brush=_rgba(color, 45)))
-                plot.addItem(pg.PlotDataItem(t, mean, pen=pg.mkPen(color, width=2), name=curves.title))
-            plot.addItem(pg.PlotDataItem(t, truth[:, j], pen=pg.mkPen(COLORS["truth"], width=2), name="truth"))
+                lo = pg.PlotDataItem(t, mean - spread, pen=pg.mkPen(_rgba(color, 90), width=1))
+                hi = pg.PlotDataItem(t, mean + spread, pen=pg.mkPen(_rgba(color, 90), width=1))
+                plot.addItem(lo)
+                plot.addItem(hi)
+                plot.addItem(pg.FillBetweenItem(lo, hi, brush=_rgba(color, 50)))
+                plot.addItem(pg.PlotDataItem(t, mean, pen=pg.mkPen(color, width=2)))
+            plot.addItem(pg.PlotDataItem(t, truth[:, j], pen=pg.mkPen(COLORS["truth"], width=2)))
             if observed is not None:
                 times, var, values = observed
                 sel = var == j
                 if sel.any():
                     plot.addItem(pg.ScatterPlotItem(times[sel] * dt, values[sel], size=7, pen=None,
-                                                    brush=COLORS["obs"], name="observations" if j == 0 else None))
-            if j == 0:
-                legend.setLabelTextColor("k")
+                                                    brush=COLORS["obs"]))
             self.plots.append(plot)
 
     def _image(self, row, col, title, data, levels, lut_name, rect, ylabel, xlabel):
@@ -123,6 +132,8 @@ class ComparePlots(pg.GraphicsLayoutWidget):
         plot.addItem(img)
         plot.setLabel("left", ylabel)
         plot.setLabel("bottom", xlabel)
+        for axis in ("left", "bottom"):
+            plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plots.append(plot)
         self.images.append((title, img))
         return plot, img

@@ -8,6 +8,12 @@
   FLOPs of a step (``1 + C`` guided calls, counted by ``torch.utils.flop_counter``), the rate reached and,
   on CUDA, peak memory.
 - ``gui``: animation frames per second and the worst event-loop stall while sampling.
+- ``threads``: seconds per sampler step with 1, 2, … up to all cores' torch threads (the
+  measurement behind ``--threads auto``).
+- ``classical``: our EnKF and LETKF against DAPPER's (``sda_gui.bench_classical``).
+
+``run(args)`` is called by the ``bench`` subcommand after ``cli.validate`` has checked
+the arguments and filled the per-benchmark defaults; the numbers go to stdout.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import numpy as np
 import torch
 
 from sda_gui.core.assimilation import assimilate, resolve_device
+from sda_gui.core.diffusion.checkpoint import load_model_for
 from sda_gui.core.observation import every_nth_state_mask, synthesize
 from sda_gui.core.systems import make_system
 
-__all__ = ["run", "bench_assimilate"]
+__all__ = ["run", "bench_assimilate", "bench_threads", "guided_call_flops"]
 
 
 def _sync(device):
@@ -99,9 +106,8 @@ def guided_call_flops(model, observation, samples: int, device, window_split=Tru
     return int(counter.get_total_flops())
 
 
-def bench_kolmogorov_case(args, device):
+def bench_kolmogorov_case(args, device, out=print):
     """The paper's Kolmogorov case: every 4th state observed through coarsen:8, σ = 0.1."""
-    from sda_gui.cli import load_model_for
     from sda_gui.core import metrics
 
     model = load_model_for("kolmogorov", args.model, device)
@@ -111,7 +117,7 @@ def bench_kolmogorov_case(args, device):
     mask = np.zeros((args.length, 2, size, size), dtype=bool)
     mask[::4] = True
     obs = synthesize(truth.numpy(), mask, 0.1, seed=7, operator="coarsen:8")
-    corrections = int(args.corrections)
+    corrections = int(str(args.corrections).split(",")[0])
     run = dict(corrections=corrections, guidance=args.guidance, device=device, preview_every=10 ** 9,
                cuda_graph=args.cuda_graph, amp=args.amp, window_split=args.window_split)
     if device.type == "cuda":
@@ -125,38 +131,74 @@ def bench_kolmogorov_case(args, device):
     mem = f", peak {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB" if device.type == "cuda" else ""
     clim = float(np.sqrt(np.mean((truth.numpy() - model.mean.cpu().numpy()) ** 2)))
     params = sum(p.numel() for p in model.net.parameters())
-    print(f"kolmogorov case: L={args.length}, {args.samples} sample(s), {args.steps} steps, C={corrections}, "
+    out(f"kolmogorov case: L={args.length}, {args.samples} sample(s), {args.steps} steps, C={corrections}, "
           f"{args.guidance}, {params / 1e6:.2f} M parameters, truth simulated at {args.resolution}^2, "
           f"CUDA graph {'on' if args.cuda_graph else 'off'}, {'bf16' if args.amp else 'fp32/TF32'}, "
           f"window split {'on' if args.window_split else 'off'}")
-    print(f"  time: {seconds:.1f} s ({1000 * seconds / args.steps:.0f} ms/step, {flops / 1e9:.1f} GFLOP/step, "
+    out(f"  time: {seconds:.1f} s ({1000 * seconds / args.steps:.0f} ms/step, {flops / 1e9:.1f} GFLOP/step, "
           f"{flops * args.steps / seconds / 1e12:.2f} TFLOP/s{mem})")
-    print(f"  residual std of A(x) - y: {metrics.residual_std(samples, obs):.3f} (σ_y = 0.1)")
-    print(f"  RMSE of the posterior mean: {metrics.rmse(samples, truth):.3f}; "
+    out(f"  residual std of A(x) - y: {metrics.residual_std(samples, obs):.3f} (σ_y = 0.1)")
+    out(f"  RMSE of the posterior mean: {metrics.rmse(samples, truth):.3f}; "
           f"climatology (the data's mean field): {clim:.3f}; spread {metrics.spread(samples):.3f}")
-    print(f"  one-step physical residual: samples {metrics.physical_residual(samples, system):.3f}, "
+    out(f"  one-step physical residual: samples {metrics.physical_residual(samples, system):.3f}, "
           f"truth {metrics.physical_residual(truth[None], system):.3f}")
 
 
-def run(args) -> int:
-    from sda_gui.cli import load_model_for
+def bench_threads(model, system, samples, length, steps, corrections, guidance="sda", device="cpu",
+                  max_threads=None) -> list[dict]:
+    """Seconds per sampler step with 1 … ``max_threads`` torch threads (after a warm-up at each count)."""
+    import os
 
+    device = resolve_device(device)
+    obs = _observation(system, length)
+    before = torch.get_num_threads()
+    top = max_threads or len(os.sched_getaffinity(0))
+    rows = []
+    try:
+        for n in range(1, top + 1):
+            torch.set_num_threads(n)
+            assimilate(model, obs, samples, steps=1, corrections=corrections, guidance=guidance, device=device)
+            _sync(device)
+            t0 = time.perf_counter()
+            assimilate(model, obs, samples, steps=steps, corrections=corrections, guidance=guidance, device=device,
+                       preview_every=10 ** 9)
+            _sync(device)
+            rows.append({"threads": n, "seconds_per_step": (time.perf_counter() - t0) / steps})
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
+def run(args, say=None) -> int:
+    import os
+
+    out = say.result if say is not None else print
     device = resolve_device(args.device)
-    print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}; "
-          f"torch {torch.__version__}; threads {torch.get_num_threads()}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    out(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}; "
+        f"torch {torch.__version__}; threads {torch.get_num_threads()} of {os.cpu_count()} cores; load {load:.2f}")
     if args.what == "assimilate":
         model = load_model_for(args.system, args.model, device)
         system = make_system(args.system, **model.system.get("params", {}))
         corrections = [int(c) for c in str(args.corrections).split(",")]
         rows = bench_assimilate(model, system, args.samples, args.length, args.steps, corrections, args.guidance,
                                 device, args.repeats, args.cuda_graph, args.window_split)
-        print(f"{args.system}: {args.samples} samples x {args.length} states, {args.steps} steps, "
-              f"guidance {args.guidance}, k={model.k}, CUDA graph {'on' if args.cuda_graph else 'off'}, "
-              f"window split {'on' if args.window_split else 'off'}, "
-              f"{sum(p.numel() for p in model.net.parameters()) / 1e6:.2f} M params")
+        out(f"{args.system}: {args.samples} samples x {args.length} states, {args.steps} steps, "
+            f"guidance {args.guidance}, k={model.k}, CUDA graph {'on' if args.cuda_graph else 'off'}, "
+            f"window split {'on' if args.window_split else 'off'}, "
+            f"{sum(p.numel() for p in model.net.parameters()) / 1e6:.2f} M params")
         for r in rows:
             mem = f", peak {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r else ""
-            print(f"  C={r['C']}: {r['seconds']:.2f} s ({r['ms_per_step']:.1f} ms/step{mem})")
+            out(f"  C={r['C']}: {r['seconds']:.2f} s ({r['ms_per_step']:.1f} ms/step{mem})")
+    elif args.what == "threads":
+        model = load_model_for(args.system, args.model, device)
+        system = make_system(args.system, **model.system.get("params", {}))
+        c = int(str(args.corrections).split(",")[0])
+        out(f"{args.system}: {args.samples} samples x {args.length} states, {args.steps} steps, C={c}, "
+            f"guidance {args.guidance}, on {device}")
+        for r in bench_threads(model, system, args.samples, args.length, args.steps, c, args.guidance, device,
+                               args.max_threads):
+            out(f"  {r['threads']} thread(s): {r['seconds_per_step']:.3f} s/step")
     elif args.what == "train":
         from sda_gui.core.diffusion.training import TrainConfig, train_model
 
@@ -167,8 +209,8 @@ def run(args) -> int:
         train_model(system, data, config)
         _sync(device)
         seconds = time.perf_counter() - t0
-        print(f"{args.system}: {args.steps} training steps (batch {config.batch_size}) in {seconds:.2f} s "
-              f"= {args.steps / seconds:.0f} steps/s")
+        out(f"{args.system}: {args.steps} training steps (batch {config.batch_size}) in {seconds:.2f} s "
+            f"= {args.steps / seconds:.0f} steps/s")
     elif args.what == "solver":
         system = make_system("kolmogorov", resolution=args.resolution, burn_in=0)
         system.simulate(args.batch, 2, seed=0, device=device)
@@ -179,16 +221,18 @@ def run(args) -> int:
         _sync(device)
         seconds = time.perf_counter() - t0
         units = (n_states - 1) * system.dt * args.batch
-        print(f"kolmogorov {args.resolution}^2, batch {args.batch}: {units / seconds:.2f} simulated time units/s "
-              f"({(n_states - 1) * system.dt / seconds:.2f} per trajectory)")
+        out(f"kolmogorov {args.resolution}^2, batch {args.batch}: {units / seconds:.2f} simulated time units/s "
+            f"({(n_states - 1) * system.dt / seconds:.2f} per trajectory)")
     elif args.what == "case":
-        bench_kolmogorov_case(args, device)
-    elif args.what == "gui":
-        import os
+        bench_kolmogorov_case(args, device, out)
+    elif args.what == "classical":
+        from sda_gui.bench_classical import bench_classical
 
+        bench_classical(members=args.members, length=args.length, repeats=args.repeats, device=device, echo=out)
+    elif args.what == "gui":
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         from sda_gui.app.bench import run_gui_benchmarks
 
         for key, value in run_gui_benchmarks(quick=args.frames < 600).items():
-            print(f"  {key}: {value:.1f}" if isinstance(value, float) else f"  {key}: {value}")
+            out(f"  {key}: {value:.1f}" if isinstance(value, float) else f"  {key}: {value}")
     return 0

@@ -1,4 +1,4 @@
-"""The command line end to end (DESIGN.md §4), with a tiny model trained once.
+"""The command line end to end, with a tiny model trained once.
 
 Each ``python -m sda_gui`` process pays for importing torch (seconds on a busy CPU),
 so real processes check ``train``, ``assimilate`` (.npz and .h5, the tiny and the
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from sda_gui.cli import _save_array_file, main
+from sda_gui.cli import main
+from sda_gui.core.datasets import write_arrays
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -52,7 +53,8 @@ def write_obs(path, length=L, state=3, **change):
     data = {"mask": mask, "values": values, "std": np.float64(0.5)}
     data.update(change)
     # written raw (not through Observation.save), so the file may be as malformed as a test needs
-    _save_array_file(Path(path), data)
+    write_arrays(Path(path), {k: v for k, v in data.items() if not isinstance(v, str)},
+                 {k: v for k, v in data.items() if isinstance(v, str)})
     return path
 
 
@@ -82,7 +84,7 @@ def test_train_writes_a_checkpoint(tiny_model):
 
     out, proc = tiny_model
     assert "Traceback" not in proc.stderr
-    assert "trained" in proc.stdout and "step 20/20" in proc.stdout
+    assert "trained" in proc.stdout and "train: 20/20 steps" in proc.stderr    # progress on stderr
     model = load_checkpoint(out)
     assert model.system["name"] == "lorenz63" and model.k == 2
     assert model.arch == {"name": "resmlp", "width": 32, "depth": 1}
@@ -142,6 +144,61 @@ def test_assimilate_h5_in_and_out_with_the_shipped_model_and_dps(workdir):
     assert settings["guidance"] == "dps" and settings["model"] == "default" and settings["corrections"] == 0
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+def test_assimilate_any_method_writes_the_same_file(tiny_model, obs_npz, workdir, capfd, suffix):
+    """--method picks any registered method; the file is the same: samples and a settings record."""
+    import h5py
+
+    records = {}
+    for method, extra in (("bpf", ["--particles", "64"]), ("sda", ["--steps", "2", "--model", str(tiny_model[0])])):
+        out = workdir / f"any-{method}{suffix}"
+        out.write_bytes(b"an older result")                  # replaced whole, atomically
+        rc = main(["assimilate", "--system", "lorenz63", "--observations", str(obs_npz), "--method", method,
+                   "--samples", "3", *extra, "--device", "cpu", "--seed", "5", "-q", "--out", str(out)])
+        captured = capfd.readouterr()
+        assert rc == 0, captured.err
+        assert captured.err == "" and captured.out.strip().endswith(f"-> {out}")
+        if suffix == ".npz":
+            with np.load(out) as f:
+                samples, record = f["samples"], json.loads(str(f["settings"]))
+        else:
+            with h5py.File(out, "r") as f:
+                samples, record = f["samples"][()], json.loads(f.attrs["settings"])
+        assert samples.shape == (3, L, 3) and samples.dtype == np.float32 and np.isfinite(samples).all()
+        records[method] = record
+    bpf, sda = records["bpf"], records["sda"]
+    assert bpf["method"] == "bpf" and bpf["method_settings"]["particles"] == 64 and bpf["model"] is None
+    assert bpf["diagnostics"]["particles"] == 64 and "min_ess" in bpf["diagnostics"]
+    assert sda["method"] == "sda" and sda["steps"] == 2 and sda["method_settings"]["corrections"] == 1
+    assert sda["k"] == 2 and sda["diagnostics"]["network_calls_per_step"] == 2
+    for record in records.values():
+        assert record["samples"] == 3 and record["seed"] == 5 and record["system"] == "lorenz63"
+        assert record["device"] == "cpu" and record["seconds"] > 0
+
+
+def test_compare_writes_a_report_for_each_truth_format(workdir, capfd):
+    from sda_gui.core.datasets import save_trajectories
+    from sda_gui.core.observation import every_nth_state_mask, synthesize
+    from sda_gui.core.systems import make_system
+
+    system = make_system("lorenz63")
+    truth = system.simulate(1, L, seed=2)
+    save_trajectories(workdir / "truth.h5", truth, system)                 # (1, L, 3), as simulate writes
+    np.savez(workdir / "truth.npz", truth=truth[0].numpy())                # (L, 3) under 'truth'
+    synthesize(truth[0].numpy(), every_nth_state_mask(L, (3,), 2), 0.5, seed=3).save(workdir / "cmp-obs.npz")
+    for source in ("truth.h5", "truth.npz"):
+        out = workdir / f"cmp-{source}"
+        rc = main(["compare", "--system", "lorenz63", "--observations", str(workdir / "cmp-obs.npz"), "--truth",
+                   str(workdir / source), "--methods", "bpf,rpf", "--samples", "8", "--particles", "256",
+                   "--device", "cpu", "--out-dir", str(out)])
+        captured = capfd.readouterr()
+        assert rc == 0, captured.err
+        assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.md", "compare.png"]
+        table = (out / "compare.md").read_text()
+        assert "Particle filter" in table and "Regularised PF" in table
+        assert "compare: bpf: RMSE" in captured.err and str(out / "compare.md") in captured.out
+
+
 def test_simulate_writes_a_dataset(workdir, capfd):
     from sda_gui.core.datasets import load_trajectories
 
@@ -154,7 +211,7 @@ def test_simulate_writes_a_dataset(workdir, capfd):
     assert meta["system"] == "lorenz96" and meta["params"]["n"] == 8 and meta["seed"] == 4
 
 
-@pytest.mark.parametrize("command", [None, "simulate", "train", "assimilate", "evaluate", "bench"])
+@pytest.mark.parametrize("command", [None, "simulate", "train", "assimilate", "compare", "evaluate", "bench"])
 def test_help(command):
     proc = run_cli(*([command] if command else []), "--help", timeout=60)
     assert proc.returncode == 0 and "usage:" in proc.stdout and proc.stderr == ""

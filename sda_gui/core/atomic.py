@@ -20,6 +20,12 @@ from typing import Iterator
 __all__ = ["atomic_path", "fsync_file"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def fsync_file(path) -> None:
     fd = os.open(str(path), os.O_RDONLY)
     try:
@@ -54,6 +60,13 @@ def atomic_path(path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=folder)
     os.close(fd)
     tmp = Path(tmp)
+    # mkstemp makes the file private (0600); the result gets the old file's mode, or the umask's
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, mode)
     try:
         yield tmp
         fsync_file(tmp)

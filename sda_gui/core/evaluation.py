@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .assimilation import assimilate
+from .atomic import atomic_path
 from .baselines import bootstrap_particle_filter
 from .metrics import w1
 from .observation import Observation, every_nth_state_mask, synthesize
@@ -89,7 +90,7 @@ def write_report(rows: list[dict], out_dir, title: str = "Lorenz-63 accuracy (W1
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "evaluation.md", "csv": out / "evaluation.csv", "png": out / "evaluation.png"}
-    with open(paths["csv"], "w", newline="") as f:
+    with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["protocol", "model", "k", "C", "median_w1", "w1_per_case"])
         for r in rows:
@@ -97,7 +98,8 @@ def write_report(rows: list[dict], out_dir, title: str = "Lorenz-63 accuracy (W1
                              " ".join(f"{v:.3f}" for v in r["w1s"])])
     lines = [f"# {title}", "", "| protocol | model | k | C | median W1 |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['protocol']} | {r['model']} | {r['k']} | {r['C']} | {r['median_w1']:.2f} |" for r in rows]
-    paths["md"].write_text("\n".join(lines) + "\n")
+    with atomic_path(paths["md"]) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
     import matplotlib
 
@@ -123,6 +125,9 @@ def write_report(rows: list[dict], out_dir, title: str = "Lorenz-63 accuracy (W1
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(paths["png"], dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(paths["png"]) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
     return paths

@@ -10,7 +10,7 @@ the operator's output space ``(L, *op.output_shape(state_shape))`` and
 and the last two of a field ``(C, H, W)``.
 
 Files (``.npz`` or ``.h5``) hold ``mask``, ``values``, ``std`` and optionally
-``operator`` (DESIGN.md §4).
+``operator``; they are written atomically and read without unpickling.
 """
 
 from __future__ import annotations
@@ -191,26 +191,23 @@ class Observation:
 
     # files -------------------------------------------------------------------------------
     def save(self, path) -> None:
-        path = Path(path)
-        data = {"mask": self.mask, "values": self.values.astype(np.float32), "std": np.asarray(self.std, dtype=np.float32)}
-        if path.suffix in (".h5", ".hdf5"):
-            import h5py
+        """Writes ``.npz`` or ``.h5`` atomically (``datasets.write_arrays``): a failed write raises
+        ``WriteError`` and leaves the previous file as it was."""
+        from .datasets import write_arrays
 
-            with h5py.File(path, "w") as f:
-                for key, val in data.items():
-                    f.create_dataset(key, data=val, compression="gzip" if np.ndim(val) else None)
-                if self.operator:
-                    f.attrs["operator"] = self.operator
-        else:
-            if self.operator:
-                data["operator"] = np.array(self.operator)
-            np.savez_compressed(path, **data)
+        data = {"mask": self.mask, "values": self.values.astype(np.float32),
+                "std": np.asarray(self.std, dtype=np.float32)}
+        write_arrays(path, data, {"operator": self.operator} if self.operator else None, compress=True)
 
     @classmethod
     def load(cls, path) -> "Observation":
+        from .datasets import first_line
+
         path = Path(path)
         if not path.exists():
             raise ObservationError(f"observation file not found: {path}")
+        if path.is_dir():
+            raise ObservationError(f"{path} is a folder, not an observation file")
         try:
             if path.suffix in (".h5", ".hdf5"):
                 import h5py
@@ -225,15 +222,25 @@ class Observation:
         except ObservationError:
             raise
         except Exception as exc:  # h5py/zipfile raise many kinds for a broken file
-            raise ObservationError(f"cannot read observation file {path.name}: {exc}") from None
+            raise ObservationError(f"cannot read observation file {path.name}: {first_line(exc)}") from None
         missing = [k for k in ("mask", "values", "std") if k not in data]
         if missing:
             raise ObservationError(f"observation file {path.name} lacks {', '.join(missing)}")
+        data = {k: np.asarray(v) for k, v in data.items()}
+        for key, kinds in (("mask", "biuf"), ("values", "fiu"), ("std", "fiu")):
+            if data[key].dtype.kind not in kinds:
+                raise ObservationError(f"{path.name}: {key} must be numbers, got dtype {data[key].dtype}")
+        if isinstance(op, np.ndarray):
+            if op.ndim:
+                raise ObservationError(f"{path.name}: operator must be one string such as coarsen:8")
+            op = op.item()
         if isinstance(op, bytes):
-            op = op.decode()
+            op = op.decode(errors="replace")
         if op is not None:
             op = str(op)
             parse_operator(op)
+        if data["mask"].ndim < 2:
+            raise ObservationError(f"{path.name}: mask must have shape (L, *state_shape), got {data['mask'].shape}")
         if data["mask"].dtype != bool and not np.isin(data["mask"], (0, 1)).all():
             raise ObservationError("mask must be boolean (or 0/1)")
         return cls(mask=data["mask"], values=data["values"], std=data["std"], operator=op)

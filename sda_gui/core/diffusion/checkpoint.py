@@ -5,22 +5,29 @@ parameters), ``state_shape``, ``k``, ``arch``, ``normalization`` (mean, scale),
 ``schedule``, ``training`` (settings, data seed, losses) and ``weights``
 (optionally stored in float16 to keep shipped files small). A resumable training
 checkpoint also carries ``train_state`` (optimiser, learning-rate schedule, step).
+
+Files are written atomically and read with ``weights_only=True`` (no unpickling of
+code); every entry is checked for type and range before a model is built from it,
+so a damaged file gives one ``CheckpointError`` line.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from ..atomic import atomic_path
+from ..datasets import WriteError, first_line
 from .local_score import LocalScoreModel
 from .networks import build_network
 from .schedule import VPSchedule
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "build_model", "default_model_path",
-           "shipped_model_paths",
-           "check_model_for_system", "FORMAT"]
+           "shipped_model_paths", "read_checkpoint", "check_model_for_system", "model_system", "load_model_for",
+           "FORMAT"]
 
 FORMAT = "sda-studio-checkpoint/1"
 RESOURCES = Path(__file__).resolve().parents[3] / "resources" / "models"
@@ -65,6 +72,8 @@ def build_model(system, k: int, arch: dict, schedule: Optional[VPSchedule] = Non
 
 def save_checkpoint(model: LocalScoreModel, path, training: Optional[dict] = None, half: bool = False,
                     train_state: Optional[dict] = None) -> None:
+    """Writes the checkpoint atomically: a failed write (a full disk) raises ``WriteError`` and leaves
+    the previous file at ``path`` as it was."""
     weights = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
                for k, v in model.net.state_dict().items()}
     payload = {
@@ -81,37 +90,89 @@ def save_checkpoint(model: LocalScoreModel, path, training: Optional[dict] = Non
     if train_state is not None:
         payload["train_state"] = train_state
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    # serialised in memory first: torch's file writer reports a failed disk write as a RuntimeError
+    # of its internals; plain file IO reports it as the OSError it is
+    image = io.BytesIO()
+    torch.save(payload, image)
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as out:
+                out.write(image.getbuffer())
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {first_line(exc)} (nothing was changed there)") from None
 
 
 def read_checkpoint(path) -> dict:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"model file not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a model file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"model file {path.name} is empty")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"cannot read model file {path.name}: {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read model file {path.name}: {first_line(exc)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path.name} is not an SDA Studio model checkpoint")
     return data
 
 
+def _check_structure(data: dict) -> None:
+    """Raises ValueError naming the first entry of a checkpoint dict that has the wrong type or range."""
+    system = data.get("system")
+    if not isinstance(system, dict) or not isinstance(system.get("name"), str) \
+            or not isinstance(system.get("params", {}), dict):
+        raise ValueError("'system' must be {name, params}")
+    shape = data.get("state_shape")
+    if not isinstance(shape, (list, tuple)) or not shape or \
+            not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
+        raise ValueError("'state_shape' must be a list of positive integers")
+    k = data.get("k")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+        raise ValueError("'k' must be an integer ≥ 0")
+    schedule = data.get("schedule")
+    eta = schedule.get("eta", 1e-3) if isinstance(schedule, dict) else None
+    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 < eta < 1:
+        raise ValueError("'schedule' must hold an eta in (0, 1)")
+    arch = data.get("arch")
+    if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
+        raise ValueError("'arch' must be a dict with a name")
+    norm = data.get("normalization")
+    if not isinstance(norm, dict) or not all(torch.is_tensor(norm.get(key)) for key in ("mean", "scale")):
+        raise ValueError("'normalization' must hold mean and scale tensors")
+    for key in ("mean", "scale"):
+        value = norm[key]
+        try:
+            torch.broadcast_shapes(value.shape, tuple(shape))
+        except RuntimeError:
+            raise ValueError(f"normalization {key} of shape {tuple(value.shape)} does not fit states {tuple(shape)}") \
+                from None
+        if not torch.isfinite(value).all():
+            raise ValueError(f"normalization {key} holds NaN or infinity")
+    if not (norm["scale"] > 0).all():
+        raise ValueError("normalization scale must be > 0 (a zero scale divides by zero)")
+    weights = data.get("weights")
+    if not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values()):
+        raise ValueError("'weights' must be a dict of tensors")
+    if not isinstance(data.get("training", {}), dict):
+        raise ValueError("'training' must be a dict")
+
+
 def load_checkpoint(path, device="cpu") -> LocalScoreModel:
     data = read_checkpoint(path)
     try:
+        _check_structure(data)
         state_shape = tuple(data["state_shape"])
         k = int(data["k"])
-        schedule = VPSchedule(data["schedule"].get("eta", 1e-3))
+        schedule = VPSchedule(float(data["schedule"].get("eta", 1e-3)))
         net = build_network(data["arch"], 2 * k + 1, state_shape, schedule)
         net.load_state_dict({n: v.float() if v.is_floating_point() else v for n, v in data["weights"].items()})
         model = LocalScoreModel(net, k, state_shape, data["normalization"]["mean"], data["normalization"]["scale"],
                                 schedule, data["system"], data["arch"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"model file {Path(path).name} is inconsistent: {str(exc).splitlines()[0]}") from None
+    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"model file {Path(path).name} is inconsistent: {first_line(exc)}") from None
     model.training_info = data.get("training", {})
     return model.to(device).eval()
 
@@ -124,3 +185,28 @@ def check_model_for_system(model: LocalScoreModel, system) -> None:
     if tuple(model.state_shape) != tuple(system.state_shape):
         raise CheckpointError(
             f"the model expects states of shape {tuple(model.state_shape)}, the system has {tuple(system.state_shape)}")
+
+
+def model_system(model: LocalScoreModel, overrides: Optional[dict] = None):
+    """The system a model was trained on (its stored parameters, then ``overrides``); CheckpointError
+    when the stored parameters do not build a system."""
+    from ..systems import make_system
+
+    params = dict(model.system.get("params", {}), **(overrides or {}))
+    try:
+        return make_system(model.system["name"], **params)
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise CheckpointError(f"the model's system parameters are unusable: {first_line(exc)}") from None
+
+
+def load_model_for(system_name: str, path=None, device="cpu", params: Optional[dict] = None) -> LocalScoreModel:
+    """The model at ``path`` (default: the shipped model of the system for ``device``), checked to
+    fit ``system_name`` (with its stored parameters updated by ``params``); CheckpointError otherwise.
+
+    The one model loader of the command line, the benchmarks and the scripts.
+    """
+    model = load_checkpoint(path or default_model_path(system_name, device), device)
+    if model.system.get("name") != system_name:
+        raise CheckpointError(f"the model was trained for {model.system.get('name')}, not for {system_name}")
+    check_model_for_system(model, model_system(model, params))
+    return model

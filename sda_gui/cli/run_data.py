@@ -1,0 +1,69 @@
+"""``simulate`` and ``train``: trajectories into a file, and a score model trained on them.
+
+Both receive the validated ``Plan`` (``cli.validate``): the system, device, any
+data already read and checked, and the exact output path. Files are written
+atomically by ``core`` (``save_trajectories``, ``save_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+__all__ = ["cmd_simulate", "cmd_train"]
+
+
+def cmd_simulate(args, plan, say):
+    from sda_gui.core.datasets import save_trajectories
+
+    system = plan.system
+    say.detail(f"{system!r} on {plan.device}, seed {args.seed}")
+    progress = say.progress("simulate", "states incl. burn-in")
+    t0 = time.perf_counter()
+    x = system.simulate(args.trajectories, args.length, seed=args.seed, device=plan.device,
+                        progress=lambda done, total: progress(done, total))
+    seconds = time.perf_counter() - t0
+    save_trajectories(plan.out, x, system, {"seed": args.seed, "seconds": seconds})
+    say.result(f"simulated {tuple(x.shape)} {system.title} states in {seconds:.1f} s -> {plan.out}")
+
+
+def cmd_train(args, plan, say):
+    from sda_gui.core.diffusion.training import TrainConfig, train_model
+
+    system = plan.system
+    data = plan.data
+    if data is None:
+        progress = say.progress("simulate training data", "states incl. burn-in")
+        say.info(f"simulating {args.trajectories} x {args.length} {system.title} states (seed {args.data_seed})")
+        data = system.simulate(args.trajectories, args.length, seed=args.data_seed, device=plan.device,
+                               progress=lambda done, total: progress(done, total)).cpu()
+    config = TrainConfig(k=args.k, arch=dict(plan.arch), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         weight_decay=args.weight_decay, val_fraction=args.val_fraction, val_every=args.val_every,
+                         device=str(plan.device), seed=args.seed, data_seed=plan.data_seed, amp=args.amp,
+                         compile=args.compile, save_every=args.save_every)
+    say.detail(f"{system!r}: data {tuple(data.shape)}, k={config.k}, network {plan.arch}, device {plan.device}")
+    progress = say.progress("train", "steps", args.steps)
+
+    def report(step, total, loss, val):
+        progress(step, total, f"loss {loss:.4f}" + (f" val {val:.4f}" if val is not None else ""))
+
+    deadline = time.perf_counter() + args.time_limit if args.time_limit else None
+    model, history = train_model(system, data, config, progress=report, checkpoint_path=plan.out,
+                                 resume_from=args.resume, init_from=args.init,
+                                 should_stop=(lambda: time.perf_counter() > deadline) if deadline else None)
+    done = model.training_info["steps_done"]
+    if history["stopped"]:
+        say.info(f"train: time limit reached after {done} steps; the model so far is saved")
+    out = Path(plan.out)
+    if args.half:
+        from sda_gui.core.diffusion.checkpoint import save_checkpoint
+
+        if history["stopped"]:
+            # keep the resumable fp32 file where --resume will look for it
+            out = out.with_name(f"{out.stem}-half{out.suffix}")
+        save_checkpoint(model, out, model.training_info, half=True)
+    size = out.stat().st_size / 2 ** 20
+    params = sum(p.numel() for p in model.net.parameters())
+    val = next((v for v in reversed(history["val"]) if v is not None), None)
+    say.result(f"trained {params / 1e6:.2f} M parameters for {done} steps in {history['seconds']:.1f} s; "
+               f"last val loss {'none' if val is None else f'{val:.4f}'}; saved {out} ({size:.1f} MiB)")

@@ -6,7 +6,7 @@ job instead of hanging it.
 """
 
 import os
-import traceback
+from pathlib import Path
 
 import pytest
 import torch
@@ -156,3 +156,24 @@ def _crash_worker(rank, tmp_path):
 def test_a_failing_rank_stops_the_job_instead_of_hanging(tmp_path):
     with pytest.raises(Exception, match="rank 1 fails on purpose"):
         _spawn(_crash_worker, tmp_path)
+
+
+# --- the command line under torchrun ------------------------------------------------------------
+
+def test_torchrun_trains_through_the_command_line(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    cmd = [torchrun, "--nproc_per_node=2", "-m", "sda_gui", "train", "--system", "lorenz63", "--param", "burn_in=16",
+           "--trajectories", "4", "--length", "32", "--k", "1", "--width", "16", "--depth", "1", "--steps", "20",
+           "--batch-size", "16", "--val-every", "10", "--threads", "1", "--out", str(tmp_path / "m.pt")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "effective batch 32" in done.stderr
+    assert done.stdout.count("trained") == 1  # rank 0 alone reports the result
+    from sda_gui.core.diffusion.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "m.pt").training_info["world_size"] == 2

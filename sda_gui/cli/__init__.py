@@ -79,6 +79,28 @@ def _report_error(exc: BaseException, args, say) -> int:
     return 1
 
 
+def _join_process_group(args, plan, say):
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): joins the process group for ``train`` and ``assimilate``.
+
+    Every rank validated the same arguments; only rank 0 reports progress and
+    writes. Other subcommands refuse to run on several processes.
+    """
+    from sda_gui.core import distributed
+
+    if distributed.env_world_size() <= 1:
+        return None
+    if args.command not in ("train", "assimilate"):
+        raise CliError(f"{args.command} runs in one process; torchrun is for train and assimilate")
+    info = distributed.init_from_env(str(getattr(plan, "device", "cpu")))
+    plan.device = distributed.rank_device(plan.device, info)
+    if not info.is_main:
+        say.quiet = True
+        say.result = lambda text: None
+    say.info(f"distributed: {info.world_size} processes ({'nccl' if plan.device.type == 'cuda' else 'gloo'}); "
+             "rank 0 reports and writes")
+    return info
+
+
 def say_error(text: str) -> None:
     print(f"error: {text}", file=sys.stderr, flush=True)
 
@@ -104,7 +126,14 @@ def main(argv=None) -> int:
         apply_threads(threads)
         say.detail(f"torch {torch.__version__}, {threads} thread(s)")
         plan = validate(args)
-        return _commands()[args.command](args, plan, say) or 0
+        dist = _join_process_group(args, plan, say)
+        try:
+            return _commands()[args.command](args, plan, say) or 0
+        finally:
+            if dist is not None:
+                from sda_gui.core import distributed
+
+                distributed.shutdown()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

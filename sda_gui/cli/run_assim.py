@@ -22,15 +22,30 @@ def cmd_assimilate(args, plan, say):
     obs = plan.observation
     say.detail(f"{plan.method} on {plan.system!r}, {args.samples} members, {obs.length} states, device "
                f"{plan.device}, settings {plan.settings}")
+    from sda_gui.core import distributed
+
     progress = say.progress(plan.method, "steps")
     t0 = time.perf_counter()
-    result = run_method(plan.method, plan.system, obs, args.samples, plan.overrides, model=plan.model,
-                        device=plan.device, seed=args.seed, progress=lambda done, total, _: progress(done, total))
+    dist = distributed.current()
+    results = []
+
+    def draw(n, seed):
+        # under torchrun each rank draws its shard with its own seed; rank 0 gathers them in rank order
+        results.append(run_method(plan.method, plan.system, obs, n, plan.overrides, model=plan.model,
+                                  device=plan.device, seed=seed, progress=lambda done, total, _: progress(done, total)))
+        return results[-1].members
+
+    members = distributed.run_sharded(draw, args.samples, args.seed, dist)
     seconds = time.perf_counter() - t0
+    if not dist.is_main:
+        return 0
+    result = results[-1]
+    result.members = members
     record = {"method": result.method, "system": plan.system.name, "params": plan.system.params,
               "samples": args.samples, "seed": args.seed, "device": str(plan.device), "seconds": seconds,
               "model": str(args.model or "default") if plan.model is not None else None, **result.settings,
-              "method_settings": result.settings, "diagnostics": result.diagnostics}
+              "method_settings": result.settings, "diagnostics": result.diagnostics,
+              "processes": dist.world_size}
     if plan.model is not None:
         record["k"] = plan.model.k
     write_posterior(plan.out, result.members, record)

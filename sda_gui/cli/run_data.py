@@ -42,6 +42,12 @@ def cmd_train(args, plan, say):
                          device=str(plan.device), seed=args.seed, data_seed=plan.data_seed, amp=args.amp,
                          compile=args.compile, save_every=args.save_every)
     say.detail(f"{system!r}: data {tuple(data.shape)}, k={config.k}, network {plan.arch}, device {plan.device}")
+    from sda_gui.core import distributed
+
+    dist = distributed.current()
+    if dist.enabled:
+        say.info(f"train: data-parallel over {dist.world_size} processes: batch {config.batch_size} per process, "
+                 f"effective batch {config.batch_size * dist.world_size}, learning rate {config.lr:g}")
     progress = say.progress("train", "steps", args.steps)
 
     def report(step, total, loss, val):
@@ -52,6 +58,8 @@ def cmd_train(args, plan, say):
                                  resume_from=args.resume, init_from=args.init,
                                  should_stop=(lambda: time.perf_counter() > deadline) if deadline else None)
     done = model.training_info["steps_done"]
+    if not dist.is_main:
+        return 0  # rank 0 saved the model; the others only trained
     if history["stopped"]:
         say.info(f"train: time limit reached after {done} steps; the model so far is saved")
     out = Path(plan.out)

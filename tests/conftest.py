@@ -29,6 +29,8 @@ def tiny_model_path(tmp_path_factory):
     results, metrics) runs in a second or two on a CPU. An untrained network (ε ≈ 0)
     would blow samples up by 1/μ(1) = 1000, which the engine rightly refuses.
     """
+    import torch
+
     from sda_gui.core.diffusion.checkpoint import save_checkpoint
     from sda_gui.core.diffusion.training import TrainConfig, train_model
     from sda_gui.core.systems import make_system
@@ -37,7 +39,14 @@ def tiny_model_path(tmp_path_factory):
     data = system.simulate(8, 32, seed=123)
     config = TrainConfig(k=1, arch={"name": "ringconv", "width": 8, "depth": 1, "kernel": 3}, steps=300,
                          batch_size=64, lr=3e-3, val_every=300)
-    model, _ = train_model(system, data, config)
+    # tiny tensors: with other processes on the cores, torch's threads wait on each other
+    # far longer than they compute, and one thread trains the same model many times faster
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, _ = train_model(system, data, config)
+    finally:
+        torch.set_num_threads(threads)
     path = tmp_path_factory.mktemp("models") / "lorenz96-tiny.pt"
     save_checkpoint(model, path, training=model.training_info)
     return str(path)
@@ -51,7 +60,7 @@ def window(qtbot, settings_path, tiny_model_path):
     w = MainWindow(settings_path=str(settings_path))
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitExposed(w)
+    qtbot.waitExposed(w, timeout=60_000)   # pytest-qt's default, 5 s, is too short on a busy machine
     assert w.assimilation_panel.add_model_path(tiny_model_path)
     panel = w.assimilation_panel
     panel.samples_spin.setValue(3)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+#: seconds a worker may take to reach the next step or the end (never reached on a working build)
+WAIT_S = 120
+
 
 def test_colorize_draws_what_the_image_items_draw(qtbot):
     import pyqtgraph as pg
@@ -39,25 +42,35 @@ def test_colorize_draws_what_the_image_items_draw(qtbot):
 
 
 def _run_with_every_preview(window, qtbot, monkeypatch, steps=6):
-    import time
+    """Runs the panel's assimilation with the worker in step with the UI thread.
 
-    import sda_gui.core.assimilation as engine
+    Each progress report waits on the worker until the UI thread has handled it (and
+    queued its preview), so every preview is shown before the next step is sampled,
+    however fast or busy the machine is: the test counts previews, it does not race them.
+    """
+    import threading
+
     from sda_gui.app import assimilation_panel
 
     monkeypatch.setattr(assimilation_panel, "PREVIEW_INTERVAL_S", 0.0)
-    real = engine.assimilate
-
-    def slow(*args, progress=None, **kwargs):
-        # steps slower than the UI draws: every preview is shown, none merged with the next
-        def paced(step, total, estimate):
-            progress(step, total, estimate)
-            time.sleep(0.15)
-        return real(*args, progress=paced, **kwargs)
-
-    monkeypatch.setattr(engine, "assimilate", slow)
     panel = window.assimilation_panel
     panel.steps_spin.setValue(steps)
     view = window.results_view
+    handled = threading.Semaphore(0)
+    reports, late = [], []
+    real_start = panel.runner.start
+
+    def start(fn, name="job"):
+        def in_step_with_the_ui(report, should_stop):
+            def report_and_wait(payload):
+                reports.append(payload)
+                report(payload)
+                if not handled.acquire(timeout=WAIT_S):
+                    late.append(payload)
+            return fn(report_and_wait, should_stop)
+        return real_start(in_step_with_the_ui, name)
+
+    monkeypatch.setattr(panel.runner, "start", start)
     seen = []
 
     def record():
@@ -70,19 +83,27 @@ def _run_with_every_preview(window, qtbot, monkeypatch, steps=6):
                      "curve_range": plots.curve_plot._sda_range,
                      "titles": {k: plot.titleLabel.text for k, (plot, *_) in plots.hov.items()}})
 
-    window.state.previewChanged.connect(record)  # after the view's own handler
-    with qtbot.waitSignal(panel.runEnded, timeout=120_000) as ended:
-        assert window.assimilate()
-    window.state.previewChanged.disconnect(record)
-    assert ended.args == ["finished"]
-    return seen
+    release = lambda _payload: handled.release()  # noqa: E731
+    panel.runner.progress.connect(release)        # after the panel's own handler
+    window.state.previewChanged.connect(record)   # after the view's own handler
+    try:
+        with qtbot.waitSignal(panel.runEnded, timeout=WAIT_S * 1000) as ended:
+            assert window.assimilate()
+    finally:
+        window.state.previewChanged.disconnect(record)
+        panel.runner.progress.disconnect(release)
+    assert ended.args == ["finished"], (ended.args, window.last_error)
+    assert not late, f"{len(late)} progress reports were not handled by the UI within {WAIT_S} s"
+    return seen, reports
 
 
 def test_previews_come_prepared_and_keep_their_scales(window, qtbot, monkeypatch, one_torch_thread):
     from sda_gui.app.result_plots import PlotData, image_levels
 
-    seen = _run_with_every_preview(window, qtbot, monkeypatch)
-    assert len(seen) >= 3
+    seen, reports = _run_with_every_preview(window, qtbot, monkeypatch, steps=6)
+    # the sampler reports every step, each with an estimate (no interval), and the UI shows each one
+    assert len(reports) == 6 and all(r[2] is not None for r in reports)
+    assert len(seen) == len(reports)
     for s in seen:
         d = s["prepared"]
         assert s["shown"] and isinstance(d, PlotData) and d.kind == "ring"

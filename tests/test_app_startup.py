@@ -121,7 +121,7 @@ def test_engine_loads_once_in_the_background_and_calls_back():
     assert not eng.start()                 # once
     assert not eng.ready() and not eng.wait(timeout=0.05)   # the task holds it back
     gate.set()
-    assert eng.wait(timeout=30) and eng.ready()
+    assert eng.wait(timeout=120) and eng.ready()
     assert seen == ["sda-engine"] and eng.error is None
     eng.on_ready(lambda: seen.append("now"))  # after loading: at once, on the caller's thread
     assert seen[-1] == "now"

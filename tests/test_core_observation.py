@@ -1,4 +1,4 @@
-"""Observations (DESIGN.md §4): operators, synthetic observations, files and bad input."""
+"""Observations: operators, synthetic observations, files and bad input."""
 
 from __future__ import annotations
 

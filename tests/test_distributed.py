@@ -146,7 +146,7 @@ def test_sharded_sampling_equals_single_runs_with_the_rank_seeds(tmp_path):
 def _crash_worker(rank, tmp_path):
     from sda_gui.core import distributed
 
-    info = _join(rank, tmp_path, timeout_s=20)
+    info = _join(rank, tmp_path, timeout_s=120)
     if rank == 1:
         raise RuntimeError("rank 1 fails on purpose")
     for _ in range(1000):  # rank 1 never joins: the collective must fail, not hang

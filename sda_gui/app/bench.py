@@ -5,8 +5,11 @@
 - ``bench_animation``: frames per second of the results viewer stepping through time,
   each frame really painted (``repaint``), for the Lorenz-96 view (curves + four
   Hovmöller panels) or a 64×64 field with four image panels.
+- ``bench_timer_playback``: frames per second the playback timer really delivers when
+  asked for a rate (the tests only check that it plays, loops and stops).
 - ``bench_event_loop_gap``: the worst gap between ticks of a 5 ms UI timer while an
-  assimilation runs on the worker thread with live previews (target: under 50 ms).
+  assimilation runs on the worker thread with live previews (target: under 50 ms), and
+  how many previews were shown during the run.
 - ``bench_startup``: seconds from launching ``python main.py`` to the window painted,
   the default scenario painted and the shipped model loaded (target: scenario ≤ 3 s).
 """
@@ -24,8 +27,8 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["bench_animation", "bench_animation_detailed", "bench_event_loop_gap", "bench_event_loop_gap_detailed",
-           "bench_startup", "startup_once", "run_gui_benchmarks"]
+__all__ = ["bench_animation", "bench_animation_detailed", "bench_timer_playback", "bench_event_loop_gap",
+           "bench_event_loop_gap_detailed", "bench_startup", "startup_once", "run_gui_benchmarks"]
 
 
 def _app():
@@ -124,6 +127,44 @@ def bench_animation_detailed(frames: int = 600, kind: str = "lorenz96", n_sample
         app.processEvents()
 
 
+def bench_timer_playback(fps: float = 240.0, frames: int = 240, kind: str = "lorenz63",
+                         timeout_s: float = 120.0) -> dict:
+    """Frames per second the playback timer delivers (wall clock) when asked for ``fps``.
+
+    The view plays in a loop until ``frames`` frames were shown (or ``timeout_s``
+    passed); ``fps`` is what a user sees, at most the requested rate.
+    """
+    app = _app()
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    view = make_results_view(kind, n_samples=4, length=32, size=(800, 500))
+    controller = view.controller
+    loop = QEventLoop()
+    try:
+        view.set_speed(fps)
+        view.set_loop(True)
+        app.processEvents()
+        start = controller.frames_shown
+
+        def check(_frame):
+            if controller.frames_shown - start >= frames:
+                loop.quit()
+
+        controller.frameChanged.connect(check)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        t0 = time.perf_counter()
+        view.play()
+        loop.exec()
+        wall = time.perf_counter() - t0
+        view.pause()
+        shown = controller.frames_shown - start
+        return {"requested_fps": float(fps), "fps": shown / max(wall, 1e-9), "frames": shown, "view": kind}
+    finally:
+        view.close()
+        view.deleteLater()
+        app.processEvents()
+
+
 def bench_event_loop_gap(n_samples: int = 8, steps: int = 32, corrections: int = 1, model_path: Optional[str] = None,
                          interval_ms: int = 5, timeout_s: float = 600.0) -> float:
     """Worst gap (ms) between ticks of a ``interval_ms`` UI timer while an assimilation runs.
@@ -169,6 +210,13 @@ def bench_event_loop_gap_detailed(n_samples: int = 8, steps: int = 32, correctio
         for _ in range(5):
             app.processEvents()
         ticks: list[float] = []
+        previews = [0]
+
+        def count_preview():
+            if window.state.preview is not None:   # not the clearing at the end of a run
+                previews[0] += 1
+
+        window.state.previewChanged.connect(count_preview)
         timer = QTimer()
         timer.setInterval(interval_ms)
         timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
@@ -181,7 +229,7 @@ def bench_event_loop_gap_detailed(n_samples: int = 8, steps: int = 32, correctio
         timer.stop()
         gaps = np.diff(np.asarray(ticks)) * 1000.0 if len(ticks) > 1 else np.array([np.nan])
         return {"worst_gap_ms": float(np.max(gaps)), "p99_gap_ms": float(np.percentile(gaps, 99)),
-                "ticks": len(ticks), "seconds": seconds, "samples": n_samples, "steps": steps,
+                "ticks": len(ticks), "previews": previews[0], "seconds": seconds, "samples": n_samples, "steps": steps,
                 "corrections": corrections, "model": path}
     finally:
         window.shutdown()
@@ -253,6 +301,9 @@ def run_gui_benchmarks(quick: bool = False) -> dict:
         r = bench_animation_detailed(frames, kind, **kw)
         out[f"animation_fps_{name}"] = r["fps"]
         out[f"animation_fps_cpu_{name}"] = r["fps_cpu"]
+    playback = bench_timer_playback(frames=120 if quick else 480)
+    out["timer_playback_fps"] = playback["fps"]
+    out["timer_playback_requested_fps"] = playback["requested_fps"]
     out.update({f"event_loop_{k}": v for k, v in
                 bench_event_loop_gap_detailed(steps=8 if quick else 32).items()})
     startup = bench_startup(runs=2 if quick else 5)

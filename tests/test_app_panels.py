@@ -207,3 +207,128 @@ def test_last_folder_is_remembered(window, tmp_path):
     np.save(tmp_path / "t.npy", np.zeros((1, 16, 40), np.float32))
     assert window.system_panel.load_file(str(tmp_path / "t.npy"))
     assert window.settings.value("last_folder") == str(tmp_path)
+
+
+def test_each_system_gets_its_own_sampler_defaults(window, qtbot):
+    from sda_gui.app.sampler_config import system_defaults
+
+    panel, sp = window.assimilation_panel, window.system_panel
+    sp.set_system_name("lorenz63")
+    sp.length_spin.setValue(40)
+    with qtbot.waitSignal(window.state.truthChanged, timeout=30_000):
+        assert sp.simulate()
+    s = panel.sampler_settings()
+    l63 = system_defaults("lorenz63")
+    assert (s["steps"], s["corrections"], s["n_samples"]) == (l63["steps"], l63["corrections"], l63["n_samples"])
+    assert l63["steps"] >= 64 and l63["corrections"] >= 1
+    panel.steps_spin.setValue(70)
+    sp.seed_spin.setValue(4)                           # another truth of the same system keeps the user's choice
+    with qtbot.waitSignal(window.state.truthChanged, timeout=30_000):
+        assert sp.simulate()
+    assert panel.steps_spin.value() == 70
+    sp.set_system_name("lorenz96")
+    with qtbot.waitSignal(window.state.truthChanged, timeout=30_000):
+        assert sp.simulate()
+    assert panel.steps_spin.value() == system_defaults("lorenz96")["steps"]    # not Lorenz-63's
+    assert system_defaults("kolmogorov")["n_samples"] < system_defaults("lorenz96")["n_samples"]
+
+
+def test_lorenz63_defaults_fit_the_observations(one_torch_thread):
+    """With the shipped model, the default steps and C keep the residual near σ_y (no blow-up)."""
+    from sda_gui.app.sampler_config import system_defaults
+    from sda_gui.core.diffusion.checkpoint import load_checkpoint, shipped_model_paths
+    from sda_gui.core.methods.registry import run_method
+    from sda_gui.core.observation import synthesize
+    from sda_gui.core.systems import make_system
+
+    system = make_system("lorenz63")
+    truth = system.simulate(1, 65, seed=0)[0].numpy()
+    mask = np.zeros(truth.shape, bool)
+    mask[::8] = True                                    # every 8th state, all variables
+    obs = synthesize(truth, mask, 0.4, seed=0)
+    d = system_defaults("lorenz63")
+    x = run_method("sda", system, obs, d["n_samples"], {"steps": d["steps"], "corrections": d["corrections"],
+                                                         "tau": 0.5}, model=load_checkpoint(
+        shipped_model_paths("lorenz63", "cpu")[0]), seed=0).members.numpy()
+    residual = float((x[:, mask] - obs.values[mask]).std())
+    assert 0.5 * 0.4 < residual < 1.5 * 0.4, residual
+    assert np.abs(x).max() < 60                         # on the attractor, no spikes
+
+
+def test_cancel_never_claims_results_that_are_not_shown(window, qtbot):
+    panel, st = window.assimilation_panel, window.state
+    with qtbot.waitSignal(panel.runEnded, timeout=60_000):
+        assert window.assimilate()
+    messages = []
+    st.message.connect(messages.append)
+    panel.steps_spin.setValue(4000)
+    with qtbot.waitSignal(panel.runner.progress, timeout=30_000):
+        assert window.assimilate()
+    with qtbot.waitSignal(panel.runEnded, timeout=30_000):
+        window.cancel()
+    assert messages[-1] == "assimilation cancelled; the earlier results are kept"
+    sp = window.system_panel
+    sp.set_system_name("lorenz63")
+    with qtbot.waitSignal(st.truthChanged, timeout=30_000):
+        assert sp.simulate()
+    assert window.results_view.shown is None          # those results were Lorenz-96's
+    if st.model is not None:                           # the shipped Lorenz-63 model
+        panel.steps_spin.setValue(4000)
+        with qtbot.waitSignal(panel.runner.progress, timeout=30_000):
+            window.grid_editor.regular_pattern(every_time=4, every_space=1)
+            assert window.assimilate()
+        with qtbot.waitSignal(panel.runEnded, timeout=30_000):
+            window.cancel()
+        assert messages[-1] == "assimilation cancelled; no results yet"
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_starts(window, monkeypatch):
+    from sda_gui.app import run_memory
+
+    panel, st = window.assimilation_panel, window.state
+    plan = run_memory.plan_run(st.model, 8, 64, "cpu")
+    assert plan.needed > 8 * 64 * 40 * 4 * run_memory.TRAJECTORY_COPIES    # activations counted too
+    assert run_memory.activation_numbers(st.model) > st.model.window * 40
+    monkeypatch.setattr(run_memory, "available_bytes", lambda device: 64 * 2**20)
+    panel.samples_spin.setValue(4096)
+    assert not window.assimilate()
+    text = panel.error.text()
+    most = run_memory.plan_run(st.model, 4096, 64, "cpu").max_samples
+    assert 1 <= most < 4096 and f"use at most {most} samples" in text and "\n" not in text
+    assert not panel.runner.running and st.results is None and st.preview is None
+    panel.samples_spin.setValue(most)
+    assert run_memory.plan_run(st.model, most, 64, "cpu").fits
+
+
+def test_out_of_memory_in_the_worker_is_one_line(window, qtbot, monkeypatch):
+    import sda_gui.core.methods.sda as sda_method
+
+    def boom(*a, **k):
+        raise MemoryError()
+
+    monkeypatch.setattr(sda_method, "assimilate", boom)
+    truth = window.state.truth.copy()
+    with qtbot.waitSignal(window.assimilation_panel.runEnded, timeout=60_000) as blocker:
+        assert window.assimilate()
+    assert blocker.args == ["failed"]
+    text = window.assimilation_panel.error.text()
+    assert "not enough memory on this computer" in text and "fewer samples" in text
+    assert np.array_equal(window.state.truth, truth) and window.state.results is None
+
+
+def test_the_worker_runs_sda_through_the_method_interface(window, qtbot, monkeypatch):
+    import sda_gui.core.methods.registry as registry
+
+    calls = []
+    real = registry.run_method
+
+    def spy(name, *args, **kwargs):
+        calls.append((name, kwargs.get("device"), args[2]))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(registry, "run_method", spy)
+    with qtbot.waitSignal(window.assimilation_panel.runEnded, timeout=60_000) as blocker:
+        assert window.assimilate()
+    assert blocker.args == ["finished"]
+    assert calls == [("sda", calls[0][1], 3)] and str(calls[0][1]) == "cpu"
+    assert window.state.results.samples.shape == (3, 64, 40)

@@ -158,14 +158,16 @@ def test_errors_leave_the_state_intact(window, qtbot, tmp_path):
 
 
 def test_failure_in_the_worker_is_shown(window, qtbot, monkeypatch):
-    import sda_gui.core.assimilation as engine
+    # the worker runs SDA through the method interface: its sampler call is the one that fails
+    import sda_gui.core.methods.sda as sda_method
 
     def boom(*a, **k):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
 
-    monkeypatch.setattr(engine, "assimilate", boom)
+    monkeypatch.setattr(sda_method, "assimilate", boom)
     assert _run(qtbot, window) == "failed"
-    assert "out of memory" in window.assimilation_panel.error.text()
+    text = window.assimilation_panel.error.text()
+    assert "not enough memory on the GPU" in text and "the CPU" in text and "\n" not in text
     assert window.assimilation_panel.assimilate_button.isEnabled()
     assert window.state.truth is not None
 
@@ -235,3 +237,46 @@ def test_settings_are_remembered(qtbot, settings_path, tiny_model_path):
     assert w2.assimilation_panel.steps_spin.value() == 33
     assert w2.assimilation_panel.sampler_settings()["guidance"] == "dps"
     w2.shutdown()
+
+
+def test_asks_before_discarding_unsaved_work(window, qtbot, tmp_path):
+    st, sp = window.state, window.system_panel
+    asked = []
+    window.confirm = lambda text: asked.append(text) or False
+    assert not st.unsaved_work()                        # the default scenario needs no saving
+    assert window.new_scenario() and not asked
+    assert _run(qtbot, window) == "finished"
+    results = st.results
+    assert not window.new_scenario()                    # declined: nothing changes
+    assert asked and "the results" in asked[-1] and st.results is results
+    _click_cell(qtbot, window.grid_editor, 1, 1)        # the user's own pattern
+    mask = st.mask.copy()
+    sp.length_spin.setValue(48)                         # another length: the pattern would go
+    assert not sp.simulate(ask=True)
+    assert "the observation pattern" in asked[-1] and not sp.runner.running
+    sp.length_spin.setValue(64)                          # the same grid keeps pattern and results: no question
+    n = len(asked)
+    with qtbot.waitSignal(st.truthChanged, timeout=30_000):
+        assert sp.simulate(ask=True)
+    assert len(asked) == n and np.array_equal(st.mask, mask)
+    assert window.save_session(str(tmp_path / "s.h5"))
+    assert not st.unsaved_work() and window.new_scenario() and len(asked) == n
+    assert window.open_session(str(tmp_path / "s.h5"), ask=True) and len(asked) == n
+
+
+def test_loaded_observation_values_survive_a_new_truth(window, qtbot, tmp_path):
+    st, ed, sp = window.state, window.grid_editor, window.system_panel
+    path = tmp_path / "obs.npz"
+    assert ed.save_observations(str(path))
+    assert ed.load_observations(str(path))
+    values = st.obs_values.copy()
+    messages = []
+    st.message.connect(messages.append)
+    sp.seed_spin.setValue(5)
+    with qtbot.waitSignal(st.truthChanged, timeout=30_000):
+        assert sp.simulate()
+    assert np.array_equal(st.obs_values, values, equal_nan=True)    # measurements, not the truth's
+    assert any("loaded from a file are kept" in m for m in messages)
+    assert not st.values_stale
+    obs = st.observation()                               # the next run uses them, not new draws
+    assert np.allclose(obs.values[obs.mask], values[obs.mask])

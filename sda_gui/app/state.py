@@ -13,6 +13,12 @@ pattern, the values and σ live on the operator's output grid ``(L, *op.output_s
 The operator is the editor's *space*, so undo restores operator and pattern together;
 values drawn or loaded for one operator's grid are kept aside while another is shown.
 
+``dirty`` work is what differs from the last clean point (a session saved or opened,
+the default scenario): ``unsaved_work()`` names what a new truth, a new scenario or
+quitting would throw away, so the window can ask first. Observation values loaded
+from a file survive a new truth on the same grid (with a note): only *Generate from
+truth* replaces them.
+
 The state works before the engine (torch + ``sda_gui.core``) has loaded: its system is
 then a ``scenario.SystemInfo`` and direct observations are drawn with numpy.
 ``ensure_engine()`` waits for the engine, puts the core's system in place and emits
@@ -29,6 +35,7 @@ from PySide6.QtCore import QObject, Signal
 
 from . import engine, scenario
 from .mask_editor import MaskEditor
+from .observation_state import ObservationValues, observation_error
 from .operators import apply as apply_operator
 from .operators import convert_mask, normalize, observed_shape
 
@@ -36,7 +43,7 @@ if TYPE_CHECKING:  # the engine loads after the window shows: no core import at 
     from sda_gui.core.observation import Observation
     from sda_gui.core.systems import DynamicalSystem
 
-__all__ = ["AppState", "Results", "system_for_shape"]
+__all__ = ["AppState", "Results", "system_for_shape", "observation_error"]
 
 
 @dataclass
@@ -63,14 +70,6 @@ def _make_system(name: str, **params):
     from sda_gui.core.systems import make_system
 
     return make_system(name, **params)
-
-
-def observation_error(text: str) -> ValueError:
-    """The core's ``ObservationError`` (a ValueError) with ``text``."""
-    engine.ENGINE.wait()
-    from sda_gui.core.observation import ObservationError
-
-    return ObservationError(text)
 
 
 def _initial_system():
@@ -105,7 +104,7 @@ def system_for_shape(state_shape: tuple, meta: Optional[dict] = None) -> "Dynami
                      "(add a 'system' entry to the file's metadata)")
 
 
-class AppState(QObject):
+class AppState(ObservationValues, QObject):
     systemChanged = Signal()
     truthChanged = Signal()
     patternChanged = Signal()
@@ -138,6 +137,8 @@ class AppState(QObject):
         self.model_path: Optional[str] = None
         self.results: Optional[Results] = None
         self.preview: Optional[Results] = None
+        #: what the last clean point held: (results, pattern, values) — see ``unsaved_work``
+        self._clean: tuple = (None, self.editor.mask.copy(), None)
 
     # engine -----------------------------------------------------------------------------
     @property
@@ -247,8 +248,12 @@ class AppState(QObject):
         self.systemChanged.emit()
 
     def set_truth(self, truth: np.ndarray, system: Optional["DynamicalSystem"] = None,
-                  dataset: Optional[np.ndarray] = None, source: str = ""):
-        """A new truth trajectory ``(L, *s)``; keeps the pattern when the grid is unchanged."""
+                  dataset: Optional[np.ndarray] = None, source: str = "", keep_loaded_values: bool = True):
+        """A new truth trajectory ``(L, *s)``; keeps the pattern when the grid is unchanged.
+
+        Observation values loaded from a file stay too (``keep_loaded_values``): they are
+        measurements, which a new truth does not change.
+        """
         truth = np.asarray(truth, dtype=np.float32)
         target = system if system is not None else self.system
         if tuple(truth.shape[1:]) != tuple(target.state_shape):
@@ -260,13 +265,24 @@ class AppState(QObject):
         self.truth = truth
         self.dataset = dataset
         self.dataset_source = source
+        kept = self._values_kept_for_new_truth() if same_grid and keep_loaded_values else None
         self._forget_values()
+        if kept is not None:
+            self.obs_values, self._values_std, self._values_seed, self._values_space = kept
+            self.message.emit("the observation values loaded from a file are kept for the new truth "
+                              "(Generate from truth replaces them)")
         if not same_grid:
             self.editor.reset(np.zeros((truth.shape[0], *grid), dtype=bool), space=spec)
         if system is not None:
             self.systemChanged.emit()
         self.truthChanged.emit()
         self.observationsChanged.emit()
+
+    def _values_kept_for_new_truth(self):
+        """Loaded values are measurements, not a function of the truth: they stay (same grid)."""
+        if not self.values_from_file:
+            return None
+        return self.obs_values, self._values_std, None, self._values_space
 
     def _operator_for(self, system: "DynamicalSystem", state_shape: tuple) -> tuple[Optional[str], tuple]:
         """The operator kept for a new truth: the current one for the same system where it fits."""
@@ -278,113 +294,54 @@ class AppState(QObject):
                 self.message.emit(f"{spec} does not fit states of shape {state_shape}: observing them directly")
         return None, tuple(state_shape)
 
-    # observations -----------------------------------------------------------------------
-    def set_obs_std(self, std: float):
-        std = float(std)
-        if std <= 0:
-            raise ValueError("the observation noise std must be > 0")
-        if std != self.obs_std:
-            self.obs_std = std
-            self.observationsChanged.emit()
-
-    def set_obs_seed(self, seed: int):
-        seed = int(seed)
-        if seed != self.obs_seed:
-            self.obs_seed = seed
-            self.observationsChanged.emit()
+    # unsaved work -------------------------------------------------------------------------
+    def mark_clean(self):
+        """What the state holds now is saved (or needs no saving): nothing is at risk."""
+        self._clean = (self.results, self.mask.copy(), self.obs_values if self.values_from_file else None)
 
     @property
-    def values_stale(self) -> bool:
-        """True when some observed entry has no value, or values were drawn with another σ or seed."""
-        if self.obs_values is None or self.obs_values.shape != self.mask.shape:
-            return self.editor.count > 0
-        if self._values_std is not None and self._values_std != self.obs_std:
-            return True
-        if self._values_seed is not None and self._values_seed != self.obs_seed:
-            return True
-        return bool(np.isnan(self.obs_values[self.mask]).any())
+    def values_from_file(self) -> bool:
+        """The observation values came from a file (not drawn from the truth)."""
+        return self.obs_values is not None and self._values_seed is None
 
-    def generate_observations(self, seed: Optional[int] = None, std: Optional[float] = None):
-        """Draws ``y = A(truth) + σ·noise`` (seeded) for every entry; the mask picks the observed ones.
+    def unsaved_work(self) -> list[str]:
+        """What would be lost if everything were replaced now, in words (empty: nothing)."""
+        results, mask, values = self._clean
+        out = []
+        if self.results is not None and self.results is not results:
+            out.append("the results")
+        if self.editor.count and (mask.shape != self.mask.shape or not np.array_equal(mask, self.mask)):
+            out.append("the observation pattern")
+        if self.values_from_file and self.obs_values is not values:
+            out.append("the observation values loaded from a file")
+        return out
 
-        Drawing every entry (not only the observed ones) keeps a cell's value the same
-        when the pattern is edited afterwards.
+    def work_lost_by_new_truth(self, length: int, system=None) -> list[str]:
+        """What of ``unsaved_work`` a new truth of ``length`` states of ``system`` would throw away.
+
+        The pattern and loaded values survive on the same grid; results survive while the
+        results view can still draw them (same kind of states).
         """
-        if self.truth is None:
-            raise observation_error("there is no truth trajectory to observe: simulate or load one first")
-        if seed is not None:
-            self.obs_seed = int(seed)
-        if std is not None:
-            self.set_obs_std(std)
-        if self.operator is None and not engine.ENGINE.ready():
-            # the window's first seconds: the same numbers the core would draw
-            values = scenario.synthesize_direct(self.truth, self.obs_std, self.obs_seed)
-        else:
-            engine.ENGINE.wait()
-            from sda_gui.core.observation import synthesize
+        target = system if system is not None else self.system
+        shape = tuple(target.state_shape)
+        spec = self.operator if target.name == self.system.name else None
+        try:
+            grid = observed_shape(shape, spec)
+        except ValueError:
+            spec, grid = None, shape
+        same_grid = self.editor.shape == (int(length), *grid) and spec == self.operator
+        lost = []
+        for item in self.unsaved_work():
+            if item == "the results":
+                if shape != self.state_shape:
+                    lost.append(item)
+            elif not same_grid:
+                lost.append(item)
+        return lost
 
-            full = np.ones(self.mask.shape, dtype=bool)
-            values = synthesize(self.truth, full, self.obs_std, seed=self.obs_seed, operator=self.operator).values
-        self.obs_values = values.astype(np.float32)
-        self._values_std = self.obs_std
-        self._values_seed = self.obs_seed
-        self._values_space = self.operator
-        self.observationsChanged.emit()
-
-    def observation(self, regenerate: bool = True) -> "Observation":
-        """The observation to assimilate: the current pattern, values and σ (validated)."""
-        self.ensure_engine()
-        from sda_gui.core.observation import Observation, ObservationError
-
-        if self.values_stale and regenerate and self.truth is not None:
-            self.generate_observations()
-            self.message.emit(f"observations drawn from the truth (seed {self.obs_seed}, σ = {self.obs_std:g})")
-        if self.obs_values is None:
-            raise ObservationError("no observed values: generate them from the truth or load an observation file")
-        values = np.where(self.mask, np.nan_to_num(self.obs_values), 0.0)
-        obs = Observation(mask=self.mask.copy(), values=values, std=self.obs_std, operator=self.operator)
-        return obs.validate(self.state_shape, self.length)
-
-    def set_observation(self, obs: "Observation"):
-        """Adopts a loaded observation: its operator, pattern, values and σ (one undo step)."""
-        spec = normalize(obs.operator)
-        obs.validate(self.state_shape, allow_empty=True)
-        if obs.length != self.length:
-            grid = "×".join(map(str, obs.mask.shape[1:]))
-            raise observation_error(f"observation covers {obs.length} states (of {grid}), "
-                                   f"the current trajectory has {self.length} states")
-        std = np.asarray(obs.std)
-        if std.ndim:
-            observed = std[obs.mask]
-            if observed.size and not np.allclose(observed, observed[0]):
-                self.message.emit("per-entry std in the file: the editor uses their mean")
-            std = float(observed.mean()) if observed.size else 1.0
-        values = np.where(obs.mask, obs.values, np.nan).astype(np.float32)
-        self.editor.change_space(obs.mask, spec)
-        self.obs_std = float(std)
-        self.obs_values = values
-        self._values_std = self.obs_std
-        self._values_seed = None
-        self._values_space = spec
-        self.observationsChanged.emit()
-
-    def restore_observations(self, mask: np.ndarray, values: Optional[np.ndarray], std: float, seed: int,
-                             operator: Optional[str] = None):
-        """Puts back a saved operator, pattern, values and σ exactly (a reopened session), as a new history."""
-        spec = normalize(operator)
-        mask = np.asarray(mask, dtype=bool)
-        grid = (self.length if self.truth is None else self.truth.shape[0], *observed_shape(self.state_shape, spec))
-        if mask.shape != grid:
-            where = f" (output of {spec})" if spec else ""
-            raise observation_error(f"saved pattern {mask.shape} does not fit the observed grid {grid}{where}")
-        self._forget_values()
-        self.editor.reset(mask, space=spec)
-        self.obs_std, self.obs_seed = float(std), int(seed)
-        if values is not None and np.shape(values) == mask.shape:
-            self.obs_values = np.asarray(values, dtype=np.float32)
-            self._values_std = self.obs_std
-        self._values_space = spec
-        self.observationsChanged.emit()
+    @property
+    def dirty(self) -> bool:
+        return bool(self.unsaved_work())
 
     # model and results ------------------------------------------------------------------
     def set_model(self, model, path: Optional[str] = None):

@@ -3,7 +3,12 @@
 Simulation runs on the worker thread (a Kolmogorov truth takes from seconds on a GPU
 to minutes on a CPU: the panel says how long before and while it runs); loading a file
 is quick and runs inline so a bad file answers at once with one line, while the
-current system, truth and pattern stay as they were.
+current system, truth and pattern stay as they were. The parameter form and what the
+app knows of simulating each system live in ``system_form``.
+
+A new truth that would throw away unsaved work (a pattern on a grid of another
+length, loaded observation values, results of another kind of state) is asked about
+first when the user clicks (``ask=True``), through ``confirm``.
 
 Until the engine has loaded the form offers the current system only (from its
 description); ``AppState.engineReady`` brings in every system of the core.
@@ -11,100 +16,24 @@ description); ``AppState.engineReady`` brings in every system of the core.
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget)
 
-from .common import format_eta
-from . import engine
+from .common import default_confirm, format_eta, one_line
 from .state import AppState, system_for_shape
+from .system_form import (DEFAULT_LENGTH, VISIBLE_PARAMS, ParamsForm, app_defaults, cuda_available, default_params,
+                          expected_seconds, field_device, systems)
 from .workers import JobRunner
 
 __all__ = ["SystemPanel", "VISIBLE_PARAMS", "DEFAULT_LENGTH", "app_defaults", "expected_seconds"]
 
-#: parameters offered in the form (others keep their defaults): (label, low, high) for a
-#: number, (label, [choices]) for a choice; the solver's plumbing (dt, burn-in, noise) stays hidden
-VISIBLE_PARAMS = {
-    "lorenz63": {"sigma": ("σ", 0.1, 100.0), "rho": ("ρ", 0.1, 200.0), "beta": ("β", 0.01, 20.0)},
-    "lorenz96": {"n": ("N (variables)", 4, 400), "forcing": ("F (forcing)", -50.0, 50.0)},
-    "kolmogorov": {"resolution": ("simulation grid", [128, 256]), "size": ("state grid (u, v)", [64, 32]),
-                   "reynolds": ("Re", 100.0, 10000.0), "drag": ("drag α", 0.0, 10.0)},
-}
-DEFAULT_LENGTH = {"lorenz63": 65, "lorenz96": 64, "kolmogorov": 16}
 TRUTH_FILTER = "Trajectories (*.h5 *.hdf5 *.npz *.npy);;All files (*)"
-#: Kolmogorov states per second of one trajectory on a CPU, measured at 128² and 256²;
-#: the cost grows about as N^2.9 (FFTs on N² points, and a CFL step shrinking as 1/N)
-KOLMOGOROV_CPU_RATE = {128: 6.0, 256: 0.8}
-
-
-def _cuda() -> bool:
-    engine.ENGINE.wait()
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _systems() -> dict:
-    engine.ENGINE.wait()
-    from sda_gui.core.systems import SYSTEMS
-
-    return SYSTEMS
-
-
-def _field_device(system) -> str:
-    """Fields simulate on the GPU when there is one; a few ODE variables are faster on the CPU."""
-    return "cuda" if len(system.state_shape) >= 2 and _cuda() else "cpu"
-
-
-def app_defaults(name: str) -> dict:
-    """Defaults of the form where they differ from the constructor's: a 256² Kolmogorov
-    simulation takes minutes on a CPU, 128² gives the same 64² states in seconds."""
-    if name == "kolmogorov":
-        return {"resolution": 256 if _cuda() else 128}
-    return {}
-
-
-def expected_seconds(name: str, params: dict, length: int, device: str = "cpu") -> Optional[float]:
-    """Rough time to simulate one truth, where it is long enough to matter (None: unknown or quick)."""
-    if name != "kolmogorov" or device != "cpu":
-        return None
-    res = int(params.get("resolution", 256))
-    rate = KOLMOGOROV_CPU_RATE.get(res, KOLMOGOROV_CPU_RATE[128] * (128 / max(res, 1)) ** 2.9)
-    return (int(params.get("burn_in", 250)) + int(length)) / rate
-
-
-def _default_params(name: str, pending=None) -> dict:
-    """The constructor's defaults (with the app's), or a not yet loaded system's parameters."""
-    if pending is not None and pending.name == name:
-        return {**dict(pending.params), **app_defaults(name)}
-    cls = _systems()[name]
-    sig = inspect.signature(cls.__init__)
-    out = {k: p.default for k, p in sig.parameters.items()
-           if k != "self" and p.default is not inspect.Parameter.empty}
-    return {**out, **app_defaults(name)}
-
-
-def _field_value(w: QWidget):
-    return w.currentData() if isinstance(w, QComboBox) else w.value()
-
-
-def _visible_params(name: str, pending=None) -> dict:
-    if name in VISIBLE_PARAMS:
-        return VISIBLE_PARAMS[name]
-    # unknown systems: offer their numeric parameters, except the plumbing ones
-    out = {}
-    for k, v in _default_params(name, pending).items():
-        if k in ("burn_in", "dt", "device") or isinstance(v, bool) or not isinstance(v, (int, float)):
-            continue
-        out[k] = (k, 1 if isinstance(v, int) else -1e6, 4096 if isinstance(v, int) else 1e6)
-    return out
 
 
 class SystemPanel(QWidget):
@@ -117,14 +46,15 @@ class SystemPanel(QWidget):
         self.state = state
         self.runner = runner or JobRunner(self)
         self.settings = settings
-        self._fields: dict[str, QWidget] = {}
+        #: ``confirm(question) -> bool`` before work is discarded (the window routes it to its own)
+        self.confirm = default_confirm(self)
         self._pending_system = None
+        self._pending_seed = 0
 
         self.system_combo = QComboBox()
         self._fill_systems()
         self.system_combo.setToolTip("The dynamical system whose trajectories you assimilate")
-        self.param_box = QGroupBox("Parameters")
-        self.param_form = QFormLayout(self.param_box)
+        self.param_box = ParamsForm(changed=self._update_estimate)
         self.length_spin = QSpinBox()
         self.length_spin.setRange(5, 4096)
         self.length_spin.setValue(64)
@@ -179,9 +109,9 @@ class SystemPanel(QWidget):
 
         self.system_combo.currentIndexChanged.connect(lambda _: self._rebuild_form())
         self.length_spin.valueChanged.connect(lambda _: self._update_estimate())
-        self.simulate_button.clicked.connect(lambda: self.simulate())
+        self.simulate_button.clicked.connect(lambda: self.simulate(ask=True))
         self.cancel_button.clicked.connect(self.cancel)
-        self.load_button.clicked.connect(lambda: self.load_file())
+        self.load_button.clicked.connect(lambda: self.load_file(ask=True))
         self.traj_spin.valueChanged.connect(self.select_trajectory)
         self.runner.progress.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
@@ -204,7 +134,7 @@ class SystemPanel(QWidget):
         if pending is not None and not self.state.engine_loaded:
             items = [(pending.title, pending.name)]
         else:
-            items = [(getattr(cls, "title", name) or name, name) for name, cls in _systems().items()]
+            items = [(getattr(cls, "title", name) or name, name) for name, cls in systems().items()]
         self.system_combo.blockSignals(True)
         self.system_combo.clear()
         for title, name in items:
@@ -226,6 +156,10 @@ class SystemPanel(QWidget):
     def system_name(self) -> str:
         return self.system_combo.currentData()
 
+    @property
+    def _fields(self) -> dict:
+        return self.param_box.fields
+
     def set_system_name(self, name: str):
         i = self.system_combo.findData(name)
         if i < 0:
@@ -233,64 +167,11 @@ class SystemPanel(QWidget):
         self.system_combo.setCurrentIndex(i)
 
     def _rebuild_form(self, values: Optional[dict] = None):
-        while self.param_form.rowCount():
-            self.param_form.removeRow(0)
-        self._fields.clear()
         name = self.system_name
-        pending = self._pending()
-        defaults = _default_params(name, pending)
-        values = {**defaults, **(values or {})}
-        for key, spec in _visible_params(name, pending).items():
-            if len(spec) == 2:
-                label, choices = spec
-                w = self._choice(key, choices, values[key])
-                self._fields[key] = w
-                self.param_form.addRow(label, w)
-                continue
-            label, lo, hi = spec
-            if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool):
-                w = QSpinBox()
-                w.setRange(int(lo), int(hi))
-                w.setValue(int(values[key]))
-            else:
-                w = QDoubleSpinBox()
-                w.setDecimals(1 if float(hi) >= 1000 else 4)   # Re = 1000.0, not 1000.0000
-                w.setRange(float(lo), float(hi))
-                w.setSingleStep(0.1)
-                w.setValue(float(values[key]))
-            self._fields[key] = w
-            self.param_form.addRow(label, w)
-        dt = values.get("dt")
-        if dt is not None:
-            label = QLabel(f"{dt:g} (fixed)")
-            label.setToolTip("The time between states is fixed: score models are trained for it")
-            self.param_form.addRow("Δt per state", label)
+        self.param_box.rebuild(name, self._pending(), values)
         if self.state.system.name != name:
             self.length_spin.setValue(DEFAULT_LENGTH.get(name, 64))
         self._update_estimate()
-
-    def _choice(self, key: str, choices: list, value) -> QComboBox:
-        w = QComboBox()
-        for c in choices:
-            w.addItem(_choice_label(key, c), c)
-        self._select(w, key, value)
-        w.currentIndexChanged.connect(lambda _: self._update_estimate())
-        if key == "resolution":
-            w.setToolTip("Grid the flow is simulated on, before block-averaging to the state grid; "
-                         "256² is the paper's setting and takes minutes on a CPU, 128² seconds")
-        elif key == "size":
-            w.setToolTip("Grid of the velocity states (u, v) that are observed and assimilated; "
-                         "a score model is trained for one size")
-        return w
-
-    @staticmethod
-    def _select(combo: QComboBox, key: str, value):
-        """Selects ``value``, adding it when it is not among the offered choices (a loaded system)."""
-        i = combo.findData(value)
-        if i < 0:
-            combo.addItem(_choice_label(key, value), value)
-            i = combo.count() - 1
-        combo.setCurrentIndex(i)
 
     @property
     def param_names(self) -> list[str]:
@@ -298,16 +179,12 @@ class SystemPanel(QWidget):
         return list(self._fields)
 
     def set_param(self, key: str, value):
-        w = self._fields[key]
-        if isinstance(w, QComboBox):
-            self._select(w, key, value)
-        else:
-            w.setValue(value)
+        self.param_box.set_param(key, value)
 
     def params(self) -> dict:
         """The system parameters in the form, on top of the current system's (e.g. dt, noise)."""
         base = dict(self.state.system.params) if self.state.system.name == self.system_name else {}
-        base.update({k: _field_value(w) for k, w in self._fields.items()})
+        base.update(self.param_box.values())
         return base
 
     def _update_estimate(self):
@@ -315,8 +192,8 @@ class SystemPanel(QWidget):
         name = self.system_name
         if name is None or self.runner.running:
             return
-        params = {**_default_params(name, self._pending()), **self.params()}
-        device = "cuda" if name == "kolmogorov" and _cuda() else "cpu"
+        params = {**default_params(name, self._pending()), **self.params()}
+        device = "cuda" if name == "kolmogorov" and cuda_available() else "cpu"
         seconds = expected_seconds(name, params, self.length_spin.value(), device)
         if device == "cuda":
             text = "Simulated on the GPU: the progress bar shows the time left."
@@ -324,8 +201,10 @@ class SystemPanel(QWidget):
             text = ""
         else:
             burn = int(params.get("burn_in", 0))
+            # a static figure measured on an idle machine: a busy one takes longer
             text = (f"Simulating {burn} spin-up + {self.length_spin.value()} states at "
-                    f"{params.get('resolution')}² takes about {format_eta(seconds)} on this CPU.")
+                    f"{params.get('resolution')}² takes about {format_eta(seconds)} on an idle CPU "
+                    "(longer when it is busy; the progress bar then shows the time left).")
         self.estimate_label.setText(text)
         self.estimate_label.setVisible(bool(text))
 
@@ -349,8 +228,12 @@ class SystemPanel(QWidget):
             return
         L = truth.shape[0]
         shape = "×".join(map(str, s.state_shape))
+        names = list(getattr(s, "variable_names", []) or [])
+        variables = ""
+        if names:
+            variables = f", variables {', '.join(names)}" if len(names) <= 6 else f", variables {names[0]} … {names[-1]}"
         src = self.state.dataset_source or "simulated"
-        self.info.setText(f"<b>{s.title}</b>, state {shape}, {L} states "
+        self.info.setText(f"<b>{s.title}</b>, state {shape}{variables}, {L} states "
                           f"(t = 0 … {(L - 1) * s.dt:g}). Truth: {src}.")
 
     def show_error(self, text: str):
@@ -359,6 +242,13 @@ class SystemPanel(QWidget):
         if text:
             self.errorRaised.emit(text)
 
+    def _may_replace_truth(self, length: int, system) -> bool:
+        """Asks before a new truth throws away unsaved work; True to go on."""
+        lost = self.state.work_lost_by_new_truth(length, system)
+        if not lost:
+            return True
+        return self.confirm(f"The new truth replaces {' and '.join(lost)}, which are not saved. Go on?")
+
     # simulate ---------------------------------------------------------------------------
     def make_system(self):
         self.state.ensure_engine()
@@ -366,20 +256,21 @@ class SystemPanel(QWidget):
 
         return make_system(self.system_name, **self.params())
 
-    def simulate(self) -> bool:
-        """Starts simulating a truth with the form's settings; False if busy or invalid."""
+    def simulate(self, ask: bool = False) -> bool:
+        """Starts simulating a truth with the form's settings; False if busy, invalid or declined."""
         if self.runner.running:
             return False
         try:
             system = self.make_system()
         except (ValueError, TypeError) as exc:
-            self.show_error(f"invalid parameters: {exc}")
+            self.show_error(f"invalid parameters: {one_line(exc)}")
             return False
         length, seed = int(self.length_spin.value()), int(self.seed_spin.value())
+        if ask and not self._may_replace_truth(length, system):
+            return False
         self.show_error("")
-        self._pending_system = system
-
-        device = _field_device(system)
+        self._pending_system, self._pending_seed = system, seed
+        device = field_device(system)
 
         def job(report, should_stop):
             x = system.simulate(1, length, seed=seed, device=device,
@@ -414,8 +305,11 @@ class SystemPanel(QWidget):
     def _on_finished(self, truth):
         self._busy(False)
         system, self._pending_system = self._pending_system, None
+        if not np.isfinite(truth).all():
+            self.show_error("the simulation diverged (NaN or infinity): try other parameters; the previous truth is kept")
+            return
         self.traj_spin.setEnabled(False)
-        self.state.set_truth(truth, system=system, dataset=None, source=f"simulated, seed {self.seed_spin.value()}")
+        self.state.set_truth(truth, system=system, dataset=None, source=f"simulated, seed {self._pending_seed}")
 
     def _on_failed(self, text):
         self._busy(False)
@@ -426,7 +320,7 @@ class SystemPanel(QWidget):
         self.show_error("simulation cancelled; the previous truth is kept")
 
     # load -------------------------------------------------------------------------------
-    def load_file(self, path: Optional[str] = None) -> bool:
+    def load_file(self, path: Optional[str] = None, ask: bool = False) -> bool:
         """Loads trajectories as the truth (and training data); on failure shows why and keeps all."""
         if path is None:
             folder = self.settings.value("last_folder", "") if self.settings is not None else ""
@@ -434,27 +328,17 @@ class SystemPanel(QWidget):
             if not path:
                 return False
         try:
-            self.state.ensure_engine()
-            from sda_gui.core.datasets import load_trajectories
-
-            x, meta = load_trajectories(path)
-            x = np.asarray(x, dtype=np.float32)
-            if x.ndim < 3:
-                raise ValueError(f"expected trajectories (M, T, *state) or (T, *state), got shape {x.shape}")
-            system = system_for_shape(x.shape[2:], meta)
-            if tuple(system.state_shape) != tuple(x.shape[2:]):
-                raise ValueError(f"states of shape {x.shape[2:]} do not fit {system.title} {system.state_shape}")
-            if x.shape[1] < 3:
-                raise ValueError(f"trajectories of {x.shape[1]} states are too short")
+            x, meta, system = self._read(path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-            text = _one_line(exc)
+            text = "not enough memory to load it" if isinstance(exc, MemoryError) else one_line(exc)
             # the core's messages already name the file; don't say it twice
             self.show_error(text if Path(path).name in text else f"cannot load {Path(path).name}: {text}")
+            return False
+        if ask and not self._may_replace_truth(x.shape[1], system):
             return False
         self.show_error("")
         if self.settings is not None:
             self.settings.setValue("last_folder", str(Path(path).parent))
-        self._loaded = x
         self.traj_spin.blockSignals(True)
         self.traj_spin.setRange(0, x.shape[0] - 1)
         self.traj_spin.setValue(0)
@@ -467,18 +351,32 @@ class SystemPanel(QWidget):
                                     f"treated as {system.title} (normalisation and Δt of that system)")
         return True
 
+    def _read(self, path: str):
+        """``(trajectories (M, T, *s) float32, metadata, system)`` of a file, or a one-line error."""
+        self.state.ensure_engine()
+        from sda_gui.core.datasets import load_trajectories
+
+        raw, meta = load_trajectories(path)
+        raw = np.asarray(raw)
+        if raw.ndim < 3:
+            raise ValueError(f"expected trajectories (M, T, *state) or (T, *state), got shape {raw.shape}")
+        if raw.shape[0] == 0:
+            raise ValueError(f"the file holds no trajectories (shape {raw.shape})")
+        with np.errstate(over="ignore"):
+            x = raw.astype(np.float32)
+        if not np.isfinite(x).all():
+            what = "values beyond float32's range" if np.isfinite(raw).all() else "NaN or infinity"
+            raise ValueError(f"the trajectories hold {what}")
+        system = system_for_shape(x.shape[2:], meta)
+        if tuple(system.state_shape) != tuple(x.shape[2:]):
+            raise ValueError(f"states of shape {x.shape[2:]} do not fit {system.title} {system.state_shape}")
+        if x.shape[1] < 3:
+            raise ValueError(f"trajectories of {x.shape[1]} states are too short (a window needs at least 3)")
+        return x, meta, system
+
     def select_trajectory(self, index: int):
         x = self.state.dataset
         if x is None or not (0 <= index < x.shape[0]):
             return
         name = self.state.dataset_source.split(" (#")[0]
         self.state.set_truth(x[index], dataset=x, source=f"{name} (#{index} of {x.shape[0]})")
-
-
-def _choice_label(key: str, value) -> str:
-    return f"{value}²" if key in ("resolution", "size") else str(value)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

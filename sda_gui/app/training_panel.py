@@ -1,10 +1,13 @@
 """Training panel: fit a local score model to the current system's trajectories.
 
-Training data are either the trajectories loaded in the system panel or a fresh
-simulated set (M trajectories × T states). Training runs on the worker thread and
-reports the running training loss and, now and then, a validation loss, which the
-panel plots live. Cancelling keeps the model trained so far; *Save model…* writes a
-checkpoint and makes it selectable for assimilation.
+Training data are either the trajectories loaded in the system panel (the default
+as soon as a file is loaded) or a fresh simulated set (M trajectories × T states).
+Training runs on the worker thread (``training_job``) and reports the running
+training loss and, now and then, a validation loss, which the panel plots live.
+Stopping keeps the model trained so far — the status, the model's own record and the
+plot then agree on how many steps were done; a stop before the first step leaves no
+model (nothing to save). *Save model…* writes a checkpoint and makes it selectable for
+assimilation; training again over a model that was not saved asks first.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from .common import available_devices as _available_devices, format_eta
-from .plotting import COLORS
+from .common import available_devices as _available_devices, default_confirm, format_eta, one_line
+from .loss_plot import LossPlot
 from .state import AppState
+from .training_job import make_training_job
 from .workers import JobRunner
 
 __all__ = ["TrainingPanel"]
@@ -37,12 +40,12 @@ class TrainingPanel(QWidget):
         self.runner = runner or JobRunner(self)
         self.settings = settings
         self.model = None
+        self.model_saved = True          # nothing trained yet, nothing to lose
+        #: ``confirm(question) -> bool`` before an unsaved model is discarded (the window routes it)
+        self.confirm = default_confirm(self)
+        self._dataset = None             # the loaded trajectories the data source was last set for
         self.history: dict = {}
         self._t0 = 0.0
-        self._steps = []
-        self._train = []
-        self._val_steps = []
-        self._val = []
 
         self.data_combo = QComboBox()
         self.data_combo.setToolTip("Train on the loaded trajectories, or simulate a training set")
@@ -83,16 +86,10 @@ class TrainingPanel(QWidget):
         self.error.setStyleSheet("color: #b00020;")
         self.error.setVisible(False)
 
-        self.plot_widget = pg.PlotWidget(title="Denoising score-matching loss")
-        self.plot = self.plot_widget.getPlotItem()
-        self.plot.setLabel("bottom", "optimiser step")
-        self.plot.setLabel("left", "loss ‖ε_φ − ε‖² (log scale)")
-        self.plot.setLogMode(y=True)
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.addLegend(offset=(-10, 10))
-        self.train_curve = self.plot.plot([], [], pen=pg.mkPen(COLORS["train"], width=2), name="training (smoothed)")
-        self.val_curve = self.plot.plot([], [], pen=pg.mkPen(COLORS["val"], width=2), symbol="o", symbolSize=6,
-                                        symbolBrush=COLORS["val"], name="validation")
+        self.loss = LossPlot()
+        # its parts by their names, for scripts and tests
+        self.plot_widget, self.plot = self.loss.widget, self.loss.plot
+        self.train_curve, self.val_curve, self.plot_note = self.loss.train_curve, self.loss.val_curve, self.loss.note
 
         data_box = QGroupBox("Training data")
         df = QFormLayout(data_box)
@@ -133,7 +130,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.plot_widget, 1)
 
         self.data_combo.currentIndexChanged.connect(lambda _: self._data_source_changed())
-        self.train_button.clicked.connect(lambda: self.train())
+        self.train_button.clicked.connect(lambda: self.train(ask=True))
         self.cancel_button.clicked.connect(self.cancel)
         self.save_button.clicked.connect(lambda: self.save_model())
         self.runner.progress.connect(self._on_progress)
@@ -162,15 +159,29 @@ class TrainingPanel(QWidget):
         ds = self.state.dataset
         if ds is not None:
             self.data_combo.addItem(f"loaded file ({ds.shape[0]} × {ds.shape[1]} states)", "loaded")
-            self.data_combo.setCurrentIndex(1 if current != "simulate" else 0)
+            # newly loaded trajectories are what the user wants to train on; the same ones
+            # (another truth picked from them) keep the source the user chose
+            fresh = ds is not self._dataset
+            self.data_combo.setCurrentIndex(1 if fresh or current != "simulate" else 0)
+        self._dataset = ds
         self.data_combo.blockSignals(False)
         self._data_source_changed()
+        self._note_model_system()
         if not self.state.engine_loaded:  # the network family comes from the core
             self.arch_label.setText("… (loading)")
             return
         arch = self.arch()
         self.arch_label.setText(f"{arch['name']} (auto)")
         self.arch_label.setToolTip(f"The network family suited to {self.state.system.title}'s state shape")
+
+    def _note_model_system(self):
+        """A trained model of another system than the one shown says so (it is still saveable)."""
+        if self.model is None or self.runner.running:
+            return
+        name = (getattr(self.model, "system", None) or {}).get("name")
+        if name and name != self.state.system.name:
+            self.status.setText(f"The last trained model is for {name}"
+                                f"{' (not saved)' if not self.model_saved else ''}; this system has none yet.")
 
     def _data_source_changed(self):
         sim = self.data_combo.currentData() == "simulate"
@@ -205,38 +216,37 @@ class TrainingPanel(QWidget):
             self.errorRaised.emit(text)
 
     # run --------------------------------------------------------------------------------
-    def train(self) -> bool:
+    def train(self, ask: bool = False) -> bool:
+        """Starts training on the worker; False if busy, invalid or (``ask``) declined."""
         if self.runner.running:
+            return False
+        if ask and not self.model_saved and not self.confirm(
+                "The model trained before is not saved. Train a new one and discard it?"):
             return False
         self.state.ensure_engine()
         system = self.state.system
-        config = self.config()
+        try:
+            config = self.config()
+        except (ValueError, TypeError) as exc:
+            self.show_error(f"cannot train: {one_line(exc)}")
+            return False
         source = self.data_combo.currentData()
         loaded = self.state.dataset if source == "loaded" else None
         m, t, seed = self.n_traj_spin.value(), self.traj_len_spin.value(), self.data_seed_spin.value()
-        if loaded is None and t < 2 * config.k + 1:
-            self.show_error(f"trajectories of {t} states are shorter than a window of 2k+1 = {2 * config.k + 1}")
+        length = loaded.shape[1] if loaded is not None else t
+        if length < 2 * config.k + 1:
+            what = "the loaded trajectories hold" if loaded is not None else "trajectories of"
+            self.show_error(f"{what} {length} states, shorter than a window of 2k+1 = {2 * config.k + 1}")
             return False
 
-        def job(report, should_stop):
-            from sda_gui.core.diffusion.training import train_model
-
-            data = loaded
-            if data is None:
-                data = system.simulate(m, t, seed=seed, progress=lambda d, n: report(("simulate", d, n, None, None)),
-                                       should_stop=should_stop)
-            model, history = train_model(system, data, config,
-                                         progress=lambda s, n, tr, va: report(("train", s, n, tr, va)),
-                                         should_stop=should_stop)
-            return model, history
-
         self.show_error("")
-        self._steps, self._train, self._val_steps, self._val = [], [], [], []
-        self.train_curve.setData([], [])
-        self.val_curve.setData([], [])
+        self.model, self.model_saved, self.history = None, True, {}
+        self.loss.clear()
+        self.status.setText("")
         self._t0 = time.perf_counter()
         self._train_t0 = None
-        self.runner.start(job, "train")
+        self._phase = "simulate" if loaded is None else "train"
+        self.runner.start(make_training_job(system, config, loaded, m, t, seed), "train")
         self._busy(True)
         self.progress.setRange(0, 0)
         self.progress.setFormat("simulating training data…" if loaded is None else "starting…")
@@ -252,8 +262,22 @@ class TrainingPanel(QWidget):
         self.cancel_button.setEnabled(busy)
         self.save_button.setEnabled(not busy and self.model is not None)
 
+    @property
+    def _steps(self) -> list:
+        """The steps of the loss reports received so far (the plot's points)."""
+        return self.loss.steps
+
+    @staticmethod
+    def steps_done(model, history: dict) -> int:
+        """Optimiser steps the model went through: its own record, else the last reported step."""
+        info = getattr(model, "training_info", None) or {}
+        if info.get("steps_done") is not None:
+            return int(info["steps_done"])
+        return int(history["step"][-1]) if history.get("step") else 0
+
     def _on_progress(self, payload):
         phase, step, total, train_loss, val_loss = payload
+        self._phase = phase
         if phase == "simulate":
             self.progress.setRange(0, int(total))
             self.progress.setValue(int(step))
@@ -267,27 +291,33 @@ class TrainingPanel(QWidget):
         self.progress.setRange(0, int(total))
         self.progress.setValue(int(step))
         self.progress.setFormat(f"step {step} / {total} · loss {train_loss:.4f} · ETA {format_eta(eta)}")
-        self._steps.append(step)
-        self._train.append(max(train_loss, 1e-12))
-        self.train_curve.setData(self._steps, self._train)
-        if val_loss is not None:
-            self._val_steps.append(step)
-            self._val.append(max(val_loss, 1e-12))
-            self.val_curve.setData(self._val_steps, self._val)
+        self.loss.add(step, train_loss, val_loss)
 
     def _on_finished(self, result):
-        self.model, self.history = result
-        self._busy(False)
+        model, self.history = result
         stopped = bool(self.history.get("stopped"))
-        steps = self.history["step"][-1] if self.history.get("step") else 0
+        steps = self.steps_done(model, self.history)
         secs = time.perf_counter() - self._t0
+        if steps == 0:
+            # stopped before the first step: an untrained network is no model to save or use
+            self.model, self.model_saved = None, True
+            self._busy(False)
+            self.progress.setFormat(f"stopped before the first step ({secs:.0f} s)")
+            self.status.setText("No model was trained.")
+            self.trainingEnded.emit("stopped" if stopped else "finished")
+            return
+        self.model, self.model_saved = model, False
+        self._busy(False)
         self.progress.setFormat(f"{'stopped' if stopped else 'done'} after {steps} steps ({secs:.0f} s)")
+        parts = [f"Trained {steps} steps"]
+        if self.history.get("train"):
+            parts.append(f"final training loss {self.history['train'][-1]:.4f}")
         val = [v for v in self.history.get("val", []) if v is not None]
-        self.status.setText(f"Trained {steps} steps; final training loss "
-                            f"{self.history['train'][-1]:.4f}" if self.history.get("train") else "")
         if val:
-            self.status.setText(self.status.text() + f", validation {val[-1]:.4f}")
-        self.status.setText(self.status.text() + ". Save it to use it for assimilation.")
+            parts.append(f"validation {val[-1]:.4f}")
+        self.status.setText(", ".join(parts) + ". Save the model to use it for assimilation.")
+        if not self.loss.steps:
+            self.loss.show_stop(steps, f"stopped at step {steps}, before the first loss was recorded")
         self.trainingEnded.emit("stopped" if stopped else "finished")
 
     def _on_failed(self, text):
@@ -298,7 +328,11 @@ class TrainingPanel(QWidget):
 
     def _on_cancelled(self):
         self._busy(False)
-        self.progress.setFormat("cancelled")
+        if self._phase == "simulate":
+            self.progress.setFormat("stopped while simulating the training data")
+            self.status.setText("No model was trained.")
+        else:
+            self.progress.setFormat("stopped")
         self.trainingEnded.emit("cancelled")
 
     def save_model(self, path: Optional[str] = None) -> Optional[str]:
@@ -308,7 +342,9 @@ class TrainingPanel(QWidget):
             return None
         if path is None:
             folder = str(self.settings.value("last_folder", "")) if self.settings is not None else ""
-            default = str(Path(folder or ".") / f"{self.state.system.name}-k{self.model.k}.pt")
+            # named after the model's own system: it may not be the one shown now
+            system = (getattr(self.model, "system", None) or {}).get("name") or self.state.system.name
+            default = str(Path(folder or ".") / f"{system}-k{self.model.k}.pt")
             path, _ = QFileDialog.getSaveFileName(self, "Save score model", default, "SDA Studio models (*.pt)")
             if not path:
                 return None
@@ -319,9 +355,10 @@ class TrainingPanel(QWidget):
 
             info = dict(getattr(self.model, "training_info", {}) or {})
             save_checkpoint(self.model, path, training=info)
-        except (OSError, ValueError, RuntimeError) as exc:
-            self.show_error(f"cannot save the model: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a failed write is one line; the old file stays
+            self.show_error(f"cannot save the model: {one_line(exc)}")
             return None
+        self.model_saved = True
         self.show_error("")
         self.status.setText(f"Saved to {path}; selected for assimilation.")
         self.modelSaved.emit(str(path))

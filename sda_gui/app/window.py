@@ -9,19 +9,22 @@ Start-up: nothing here imports torch or ``sda_gui.core`` at module load. By defa
 the window waits for the engine (``engine.ENGINE``) before it builds; ``run()`` builds
 it with ``wait_engine=False`` instead, shows the default scenario from
 ``scenario.cached_default`` and calls ``start_engine()`` once that is painted.
+
+The window's actions live beside it: ``menus`` (menus, toolbar, shortcuts),
+``session_actions`` (save/open sessions, the default scenario), ``file_actions``
+(dialogs, exports) and ``scripted`` (``--screenshot``). Every question before work is
+discarded goes through ``confirm(text) -> bool`` (the panels' too), which a script or
+a test may replace. Closing stops every job at once: the worker threads end within a
+step of the sampler, trainer or solver.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEvent, QEventLoop, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QScrollArea, QTabWidget, QWidget)
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QTabWidget, QWidget
 
 from .plotting import configure_pyqtgraph
 
@@ -29,20 +32,23 @@ configure_pyqtgraph()
 
 from . import engine, scenario  # noqa: E402
 from .assimilation_panel import AssimilationPanel  # noqa: E402
-from .export import export_animation, export_png, mp4_available  # noqa: E402
+from .common import ask_user  # noqa: E402
+from .file_actions import FileActions  # noqa: E402
 from .grid_editor import GridEditor  # noqa: E402
-from .operators import observed_shape  # noqa: E402
+from .menus import build_menus  # noqa: E402
 from .results_view import ResultsView  # noqa: E402
 from .scenario import DEFAULT_SCENARIO  # noqa: E402
-from .session import SessionData, load_session, save_session  # noqa: E402
+from .scripted import ScriptedRuns  # noqa: E402
+from .session_actions import SESSION_FILTER, SessionActions  # noqa: E402
 from .settings import make_settings, read_value  # noqa: E402
-from .state import AppState, Results  # noqa: E402
+from .state import AppState  # noqa: E402
 from .system_panel import SystemPanel  # noqa: E402
 from .training_panel import TrainingPanel  # noqa: E402
 
-__all__ = ["MainWindow", "DEFAULT_SCENARIO", "on_next_paint"]
+__all__ = ["MainWindow", "DEFAULT_SCENARIO", "on_next_paint", "SESSION_FILTER"]
 
-SESSION_FILTER = "SDA Studio sessions (*.h5 *.hdf5);;All files (*)"
+#: how long closing waits for a job that does not stop at its next step
+SHUTDOWN_TIMEOUT_S = 10.0
 #: start the engine this long after the window was asked to, even if it has not painted
 ENGINE_START_FALLBACK_MS = 1500
 
@@ -76,7 +82,7 @@ def on_next_paint(widget: QWidget, callback):
     return watch
 
 
-class MainWindow(QMainWindow):
+class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
     """``wait_engine=False`` builds the window while torch still loads (``run()`` does);
     the default waits for the engine first, so every panel is complete at once."""
 
@@ -121,8 +127,15 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel()
         self.statusBar().addWidget(self.status_label, 1)
         self.last_error = ""
+        self._shut_down = False
+        #: runner name → whether its thread ended at the last ``shutdown``
+        self.shutdown_report: dict = {}
+        # one place answers every "discard unsaved work?" question
+        for panel in (self.system_panel, self.training_panel):
+            panel.confirm = lambda text: self.confirm(text)
 
-        self._build_actions()
+        build_menus(self)
+        self._update_actions(False)
         for panel in (self.system_panel, self.assimilation_panel, self.grid_editor, self.training_panel):
             panel.errorRaised.connect(self.show_error)
         # an error must be seen where it happened: bring its panel to the front
@@ -146,61 +159,9 @@ class MainWindow(QMainWindow):
             self.load_default_scenario()
 
     # actions ----------------------------------------------------------------------------
-    def _action(self, menu, text, slot, shortcut=None, tip=None) -> QAction:
-        a = QAction(text, self)
-        if shortcut:
-            a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(tip)
-        a.triggered.connect(lambda _=False: slot())
-        menu.addAction(a)
-        return a
-
-    def _build_actions(self):
-        mb = self.menuBar()
-        f = mb.addMenu("&File")
-        self._action(f, "New default scenario", self.load_default_scenario)
-        self.open_action = self._action(f, "&Open session…", self.open_session, QKeySequence.StandardKey.Open)
-        self.save_action = self._action(f, "&Save session…", self.save_session, QKeySequence.StandardKey.Save)
-        f.addSeparator()
-        self._action(f, "Load trajectories…", self.system_panel.load_file)
-        self._action(f, "Load observations…", self.grid_editor.load_observations)
-        self._action(f, "Save observations…", self.grid_editor.save_observations)
-        self._action(f, "Choose score model…", self.assimilation_panel.browse_model)
-        f.addSeparator()
-        self._action(f, "Export view as PNG…", self.export_view_png, "Ctrl+E")
-        self._action(f, "Export animation (GIF/MP4)…", self.export_animation)
-        f.addSeparator()
-        self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        r = mb.addMenu("&Run")
-        self._action(r, "Simulate truth", self.system_panel.simulate)
-        self.assimilate_action = self._action(r, "&Assimilate", self.assimilate, "Ctrl+Return",
-                                              "Draw posterior samples given the observations")
-        self.cancel_action = self._action(r, "Cancel", self.cancel, "Escape")
-        self._action(r, "Train model", lambda: (self.tabs.setCurrentWidget(self.training_panel),
-                                                self.training_panel.train()))
-        v = mb.addMenu("&View")
-        self._action(v, "Observations", lambda: self.tabs.setCurrentWidget(self.grid_editor), "Ctrl+1")
-        self._action(v, "Results", lambda: self.tabs.setCurrentWidget(self.results_view), "Ctrl+2")
-        self._action(v, "Training", lambda: self.tabs.setCurrentWidget(self.training_panel), "Ctrl+3")
-        v.addSeparator()
-        self._action(v, "Play / pause (Space in the results)", self.results_view.controller.toggle)
-        # Space only where the animation is: elsewhere it must keep pressing buttons
-        play = QShortcut(QKeySequence("Space"), self.results_view)
-        play.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        play.activated.connect(self.results_view.controller.toggle)
-        h = mb.addMenu("&Help")
-        self._action(h, "About SDA Studio", self.about)
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main-toolbar")
-        tb.setMovable(False)
-        tb.addAction(self.assimilate_action)
-        tb.addAction(self.cancel_action)
-        tb.addSeparator()
-        tb.addAction(self.open_action)
-        tb.addAction(self.save_action)
-        self._update_actions(False)
+    def confirm(self, text: str) -> bool:
+        """Asks before work is discarded; True to go on. Scripts and tests may replace it."""
+        return ask_user(self, text)
 
     def _update_actions(self, running: bool):
         self.assimilate_action.setEnabled(not running)
@@ -208,6 +169,8 @@ class MainWindow(QMainWindow):
 
     # messages ---------------------------------------------------------------------------
     def show_error(self, text: str):
+        # the status bar holds one line, whatever a panel was given
+        text = next((line.strip() for line in str(text).splitlines() if line.strip()), "")
         self.last_error = text
         self.status_label.setStyleSheet("color: #b00020;")
         self.status_label.setText(text)
@@ -245,6 +208,7 @@ class MainWindow(QMainWindow):
         self.state.editor.reset(self.state.mask)  # the starting pattern is not an undo step
         self.grid_editor.generate_observations(seed=sc["obs_seed"], std=sc["obs_std"])
         self.state.set_results(None)
+        self.state.mark_clean()   # nothing of the default scenario needs saving
         self.tabs.setCurrentWidget(self.grid_editor)
         self.side_tabs.setCurrentIndex(1)
         self._announce_scenario()
@@ -304,11 +268,13 @@ class MainWindow(QMainWindow):
             self._announce_scenario()
 
     def _system_changed(self):
+        s = self.assimilation_panel.sampler_settings()
+        sampler = f"sampler: {s['steps']} steps, C = {s['corrections']}, {s['n_samples']} samples"
         if self.state.model is None:
             self.show_message(f"No model for {self.state.system.title} yet: train one in the Training tab "
-                              "or choose a checkpoint.")
+                              f"or choose a checkpoint ({sampler}).")
         else:
-            self.show_message(f"{self.state.system.title} ready.")
+            self.show_message(f"{self.state.system.title} ready ({sampler}).")
 
     # run --------------------------------------------------------------------------------
     def assimilate(self) -> bool:
@@ -336,133 +302,6 @@ class MainWindow(QMainWindow):
         self.assimilation_panel.add_model_path(path, select=True)
         self.show_message(f"model saved to {path} and selected for assimilation")
 
-    # files ------------------------------------------------------------------------------
-    def _ask(self, save: bool, title: str, filt: str, default_name: str = "") -> Optional[str]:
-        folder = str(self.settings.value("last_folder", ""))
-        if save:
-            path, _ = QFileDialog.getSaveFileName(self, title, str(Path(folder) / default_name), filt)
-        else:
-            path, _ = QFileDialog.getOpenFileName(self, title, folder, filt)
-        if path:
-            self.settings.setValue("last_folder", str(Path(path).parent))
-        return path or None
-
-    def session_data(self) -> SessionData:
-        st = self.state
-        data = SessionData(system=st.system.config(), truth=st.truth, mask=st.mask.copy(),
-                           obs_values=st.obs_values, obs_std=st.obs_std, obs_seed=st.obs_seed,
-                           model_path=st.model_path or "", source=st.dataset_source,
-                           settings={"assimilation": self.assimilation_panel.sampler_settings(),
-                                     "system_seed": self.system_panel.seed_spin.value()},
-                           dataset=st.dataset, operator=st.operator)
-        if st.results is not None:
-            r = st.results
-            data.samples = r.samples
-            data.result_mask = r.observation.mask
-            data.result_values = r.observation.values
-            data.result_std = r.observation.std
-            data.result_truth = r.truth
-            data.result_settings = r.settings
-            data.result_operator = r.observation.operator
-        return data
-
-    def save_session(self, path: Optional[str] = None) -> bool:
-        path = path or self._ask(True, "Save session", SESSION_FILTER, "session.h5")
-        if not path:
-            return False
-        try:
-            save_session(path, self.session_data())
-        except (OSError, ValueError, TypeError) as exc:
-            self.show_error(f"cannot save the session: {exc}")
-            return False
-        self.show_message(f"session saved to {path}")
-        return True
-
-    def open_session(self, path: Optional[str] = None) -> bool:
-        """Replaces the current work by a saved session; on a bad file shows why and keeps all."""
-        path = path or self._ask(False, "Open session", SESSION_FILTER)
-        if not path:
-            return False
-        try:
-            data = load_session(path)
-            self.state.ensure_engine()
-            from sda_gui.core.systems import make_system
-
-            system = make_system(data.system["name"], **data.system.get("params", {}))
-            if data.truth is not None and tuple(data.truth.shape[1:]) != tuple(system.state_shape):
-                raise ValueError(f"{Path(path).name}: truth states {data.truth.shape[1:]} do not fit "
-                                 f"{system.title} {tuple(system.state_shape)}")
-            grid = (data.mask.shape[0], *observed_shape(system.state_shape, data.operator))
-            if data.mask.shape != grid:
-                raise ValueError(f"{Path(path).name}: pattern {data.mask.shape} does not fit the observed grid {grid}")
-        except (OSError, ValueError) as exc:
-            self.show_error(str(exc))
-            return False
-        st = self.state
-        blank = np.zeros((data.mask.shape[0], *system.state_shape), np.float32)
-        st.set_truth(data.truth if data.truth is not None else blank,
-                     system=system, dataset=data.dataset, source=data.source)
-        st.restore_observations(data.mask, data.obs_values, data.obs_std, data.obs_seed, operator=data.operator)
-        self.grid_editor.rebuild()
-        self.assimilation_panel.apply_settings(data.settings.get("assimilation", {}))
-        if data.model_path and Path(data.model_path).exists() and data.model_path != st.model_path:
-            self.assimilation_panel.add_model_path(data.model_path, select=True)
-        if data.samples is not None:
-            from sda_gui.core.observation import Observation
-
-            obs = Observation(mask=data.result_mask, values=data.result_values,
-                              std=data.result_std if data.result_std is not None else data.obs_std,
-                              operator=data.result_operator)
-            st.set_results(Results(samples=data.samples, observation=obs, truth=data.result_truth,
-                                   settings=data.result_settings))
-            self.tabs.setCurrentWidget(self.results_view)
-        else:
-            st.set_results(None)
-        self.show_message(f"opened session {Path(path).name}")
-        return True
-
-    def export_view_png(self, path: Optional[str] = None) -> bool:
-        """Saves the current central view (grid, results or training curves) as a PNG."""
-        path = path or self._ask(True, "Export view as PNG", "PNG images (*.png)", "view.png")
-        if not path:
-            return False
-        widget = self.tabs.currentWidget()
-        if widget is self.results_view:
-            widget = self.results_view
-        try:
-            export_png(widget, path)
-        except OSError as exc:
-            self.show_error(str(exc))
-            return False
-        self.show_message(f"exported {path}")
-        return True
-
-    def export_animation(self, path: Optional[str] = None, fps: Optional[float] = None, max_frames: int = 400) -> bool:
-        if self.results_view.shown is None:
-            self.show_error("nothing to animate yet: assimilate first")
-            return False
-        if path is None:
-            filt = "GIF animations (*.gif)" + (";;MP4 videos (*.mp4)" if mp4_available() else "")
-            path = self._ask(True, "Export animation", filt, "animation.gif")
-            if not path:
-                return False
-        view = self.results_view
-        view.pause()
-        self.tabs.setCurrentWidget(view)
-        start = view.frame
-        try:
-            n = export_animation(view.plot_widget(), view.set_frame, view.controller.n_frames, path,
-                                 fps=fps or view.controller.fps,
-                                 progress=lambda i, n: self.show_message(f"exporting frame {i}/{n}…"),
-                                 max_frames=max_frames)
-        except (OSError, ValueError, RuntimeError) as exc:
-            self.show_error(f"cannot export the animation: {exc}")
-            return False
-        finally:
-            view.set_frame(start)
-        self.show_message(f"exported {n} frames to {path}")
-        return True
-
     # settings ---------------------------------------------------------------------------
     def _restore_settings(self):
         s = self.settings
@@ -474,7 +313,8 @@ class MainWindow(QMainWindow):
                           ("n_samples", int), ("device", str), ("seed", int)):
             if s.contains(f"assimilation/{key}"):
                 saved[key] = read_value(s, f"assimilation/{key}", kind(), kind)
-        self.assimilation_panel.apply_settings(saved)
+        # preferences of another version may hold anything: what does not fit a widget is skipped
+        self.assimilation_panel.apply_settings(saved, strict=False)
         if s.contains("results/fps"):
             self.results_view.set_speed(read_value(s, "results/fps", 10, int))
         if s.contains("editor/brush"):
@@ -489,62 +329,42 @@ class MainWindow(QMainWindow):
         s.setValue("editor/brush", self.grid_editor.brush_spin.value())
         s.sync()
 
-    def shutdown(self, timeout_s: float = 30.0):
-        """Stops every worker and waits for its thread: nothing outlives the window."""
+    def _runners(self) -> dict:
+        return {"assimilate": self.assimilation_panel.runner, "simulate": self.system_panel.runner,
+                "train": self.training_panel.runner}
+
+    def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
+        """Stops every worker and joins its thread: nothing outlives the window.
+
+        Every job is told to stop first, so they wind down together; a job returns within
+        one step of its loop. True when every thread has ended (``shutdown_report``).
+        """
+        self._shut_down = True
         self.results_view.pause()
-        for runner in (self.assimilation_panel.runner, self.system_panel.runner, self.training_panel.runner):
-            runner.shutdown(timeout_s)
+        runners = self._runners()
+        for runner in runners.values():
+            runner.request_stop()
+        self.shutdown_report = {name: runner.shutdown(timeout_s) for name, runner in runners.items()}
+        return all(self.shutdown_report.values())
+
+    def unsaved_on_quit(self) -> list[str]:
+        """What quitting now would lose, in words."""
+        lost = list(self.state.unsaved_work())
+        if self.training_panel.runner.running:
+            lost.append("the model being trained")
+        elif not self.training_panel.model_saved:
+            lost.append("the trained model")
+        return lost
 
     def closeEvent(self, event):
+        if not self._shut_down:
+            lost = self.unsaved_on_quit()
+            if lost and not self.confirm(f"Quit and lose {' and '.join(lost)}? They are not saved."):
+                event.ignore()
+                return
         self.save_settings()
         self.shutdown()
         super().closeEvent(event)
-
-    # screenshot -------------------------------------------------------------------------
-    def wait_for(self, predicate, timeout_s: float = 120.0) -> bool:
-        """Spins the event loop until ``predicate()`` or the timeout (used by scripts, not the UI)."""
-        deadline = time.monotonic() + timeout_s
-        loop = QEventLoop()
-        while not predicate():
-            if time.monotonic() > deadline:
-                return False
-            QTimer.singleShot(20, loop.quit)
-            loop.exec()
-        return True
-
-    def ensure_model(self, steps: int = 400) -> bool:
-        """Trains a quick model when none is shipped (screenshot mode on a fresh checkout)."""
-        self.state.ensure_engine()
-        if self.state.model is not None:
-            return True
-        import tempfile
-
-        tp = self.training_panel
-        tp.steps_spin.setValue(steps)
-        tp.n_traj_spin.setValue(64)
-        tp.traj_len_spin.setValue(64)
-        if not tp.train() or not self.wait_for(lambda: not tp.runner.running, 600):
-            return False
-        path = Path(tempfile.mkdtemp(prefix="sda-studio-")) / f"{self.state.system.name}-quick.pt"
-        return tp.save_model(str(path)) is not None
-
-    def screenshot(self, path: str, samples: int = 8, steps: int = 32, corrections: int = 1,
-                   timeout_s: float = 600.0) -> bool:
-        """Runs a short assimilation of the current scenario and saves the window with its results."""
-        if not self.ensure_model():
-            self.show_error("no model available for the screenshot")
-        else:
-            self.assimilation_panel.samples_spin.setValue(samples)
-            self.assimilation_panel.steps_spin.setValue(steps)
-            self.assimilation_panel.corrections_spin.setValue(corrections)
-            if self.assimilate():
-                self.wait_for(lambda: not self.assimilation_panel.runner.running, timeout_s)
-        self.results_view.pause()
-        self.tabs.setCurrentWidget(self.results_view)
-        if self.results_view.shown is not None:
-            self.results_view.set_frame(self.results_view.controller.n_frames // 2)
-        QApplication.processEvents()
-        return self.grab().save(str(path))
 
 
 def _scroll(widget: QWidget) -> QScrollArea:

@@ -5,6 +5,11 @@ signal (queued to the UI thread); ``should_stop()`` reads a flag that ``cancel()
 sets, which the core functions poll between sampler/training/simulation steps, so a
 cancel takes effect within one step. The UI never blocks on a job: it gets exactly one
 of ``finished(result)``, ``failed(message)`` or ``cancelled()``.
+
+Shutting down (the window closes mid-run) sets the stop flag and asks the thread's
+event loop to quit at once, so the thread ends as soon as the job returns from its
+current step; a job that does not stop within the timeout is left to finish on its
+own (its thread is kept referenced so that Qt never destroys a running thread).
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-__all__ = ["Job", "JobRunner", "is_cancellation"]
+from .common import is_out_of_memory, memory_hint, one_line
+
+__all__ = ["Job", "JobRunner", "is_cancellation", "error_message"]
+
+#: threads whose job did not stop within the shutdown timeout: kept alive until they end
+_ORPHANS: list = []
 
 
 def is_cancellation(exc: BaseException) -> bool:
@@ -32,14 +42,24 @@ def is_cancellation(exc: BaseException) -> bool:
     return type(exc).__name__ in ("Cancelled", "TrainingCancelled")
 
 
-def error_message(exc: BaseException) -> str:
-    """One line for the user: the exception's own message, and its type only when it is not ours."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if "out of memory" in text.lower():
-        return "the device ran out of memory: use fewer samples, a shorter trajectory or the CPU"
-    if isinstance(exc, (ValueError, FileNotFoundError, KeyError)) and text:
+def error_message(exc: BaseException, device: str = "") -> str:
+    """One line for the user: the exception's own message, and its type only when it is not ours.
+
+    Running out of memory (numpy's MemoryError, torch's CPU allocator, CUDA) says what helps.
+    """
+    if is_out_of_memory(exc):
+        where = "the GPU" if "cuda" in str(exc).lower() or str(device).startswith("cuda") else "this computer"
+        return f"not enough memory on {where} for this run: {memory_hint('cuda' if where == 'the GPU' else 'cpu')}"
+    text = one_line(exc) if str(exc).strip() else ""
+    # our own errors (bad input, a diverged sampler, a file) speak for themselves
+    if isinstance(exc, (ValueError, OSError, KeyError, ArithmeticError)) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _expected(exc: BaseException) -> bool:
+    """Errors that are the input's or the machine's (their one line says it all), not bugs."""
+    return is_out_of_memory(exc) or isinstance(exc, (ValueError, OSError, KeyError, ArithmeticError))
 
 
 class Job(QObject):
@@ -65,7 +85,8 @@ class Job(QObject):
             if self.stop_flag.is_set() or is_cancellation(exc):
                 self.done.emit("cancelled", None)
             else:
-                traceback.print_exc()
+                if not _expected(exc):
+                    traceback.print_exc()   # a bug: its traceback helps whoever fixes it
                 self.done.emit("failed", error_message(exc))
             return
         # a job that returns normally finished, even if asked to stop: training hands back
@@ -129,27 +150,50 @@ class JobRunner(QObject):
             return True
         return self._thread.wait(int(timeout_s * 1000))
 
-    def shutdown(self, timeout_s: float = 30.0):
-        """Cancels and joins the running job, e.g. when the window closes."""
-        if self._job is None:
-            return
-        self.cancel()
-        self.wait(timeout_s)
-        self._cleanup()
+    def request_stop(self):
+        """Sets the stop flag and asks the thread's event loop to quit once the job returns.
 
-    def _cleanup(self):
+        ``QThread.quit`` is thread-safe: the loop ends right after the running slot (the
+        job) returns, instead of idling until someone quits it.
+        """
+        if self._job is not None:
+            self._job.stop_flag.set()
+        if self._thread is not None:
+            self._thread.quit()
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        """Cancels the running job and joins its thread, e.g. when the window closes.
+
+        Returns True when the thread has ended (at once for a job that honours the stop
+        within a step); False when it was still running after ``timeout_s``: it is then
+        left to end by itself, and nothing it reports reaches the UI any more.
+        """
+        if self._job is None:
+            return True
+        self.request_stop()
+        finished = self.wait(timeout_s)
+        self._cleanup(wait=finished)
+        return finished
+
+    def _cleanup(self, wait: bool = True):
         thread, job = self._thread, self._job
         self._thread = self._job = None
-        if thread is not None:
-            thread.quit()
+        if thread is None:
+            return
+        try:
+            job.progressed.disconnect(self._on_progress)
+            job.done.disconnect(self._on_done)
+        except (RuntimeError, TypeError):
+            pass
+        thread.quit()
+        if wait or thread.wait(0):
             thread.wait()
-            try:
-                job.progressed.disconnect(self._on_progress)
-                job.done.disconnect(self._on_done)
-            except (RuntimeError, TypeError):
-                pass
             job.deleteLater()
             thread.deleteLater()
+            return
+        # still running a step that ignores the flag: keep both alive until it ends
+        _ORPHANS.append((thread, job))
+        thread.finished.connect(lambda: _forget_orphan(thread))
 
     @Slot(object)
     def _on_progress(self, payload):
@@ -168,3 +212,12 @@ class JobRunner(QObject):
             self.cancelled.emit()
         else:
             self.failed.emit(str(payload))
+
+
+def _forget_orphan(thread):
+    for i, (t, job) in enumerate(_ORPHANS):
+        if t is thread:
+            del _ORPHANS[i]
+            job.deleteLater()
+            t.deleteLater()
+            return

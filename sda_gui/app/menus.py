@@ -1,0 +1,72 @@
+"""The main window's menus, toolbar and shortcuts.
+
+Every menu entry that replaces the user's work goes through the window's asking entry
+points (``new_scenario``, ``open_session(ask=True)``, ``simulate(ask=True)``,
+``train(ask=True)``, ``load_file(ask=True)``), so a click never loses unsaved results,
+a drawn pattern, loaded observations or a trained model without a question.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+
+__all__ = ["build_menus"]
+
+
+def _action(window, menu, text, slot, shortcut=None, tip=None) -> QAction:
+    a = QAction(text, window)
+    if shortcut:
+        a.setShortcut(QKeySequence(shortcut))
+    if tip:
+        a.setStatusTip(tip)
+        a.setToolTip(tip)
+    a.triggered.connect(lambda _=False: slot())
+    menu.addAction(a)
+    return a
+
+
+def build_menus(w) -> None:
+    """File, Run, View and Help menus and the toolbar of main window ``w``."""
+    mb = w.menuBar()
+    f = mb.addMenu("&File")
+    w.new_action = _action(w, f, "New default scenario", w.new_scenario,
+                           tip="Lorenz-96 with a sparse random pattern and the shipped model")
+    w.open_action = _action(w, f, "&Open session…", lambda: w.open_session(ask=True), QKeySequence.StandardKey.Open)
+    w.save_action = _action(w, f, "&Save session…", w.save_session, QKeySequence.StandardKey.Save)
+    f.addSeparator()
+    _action(w, f, "Load trajectories…", lambda: w.system_panel.load_file(ask=True))
+    _action(w, f, "Load observations…", w.grid_editor.load_observations)
+    _action(w, f, "Save observations…", w.save_observations)
+    _action(w, f, "Choose score model…", w.assimilation_panel.browse_model)
+    f.addSeparator()
+    _action(w, f, "Export view as PNG…", w.export_view_png, "Ctrl+E")
+    _action(w, f, "Export animation (GIF/MP4)…", w.export_animation)
+    f.addSeparator()
+    _action(w, f, "&Quit", w.close, QKeySequence.StandardKey.Quit)
+    r = mb.addMenu("&Run")
+    _action(w, r, "Simulate truth", lambda: w.system_panel.simulate(ask=True))
+    w.assimilate_action = _action(w, r, "&Assimilate", w.assimilate, "Ctrl+Return",
+                                  "Draw posterior samples given the observations")
+    w.cancel_action = _action(w, r, "Cancel", w.cancel, "Escape")
+    _action(w, r, "Train model", lambda: (w.tabs.setCurrentWidget(w.training_panel), w.training_panel.train(ask=True)))
+    v = mb.addMenu("&View")
+    _action(w, v, "Observations", lambda: w.tabs.setCurrentWidget(w.grid_editor), "Ctrl+1")
+    _action(w, v, "Results", lambda: w.tabs.setCurrentWidget(w.results_view), "Ctrl+2")
+    _action(w, v, "Training", lambda: w.tabs.setCurrentWidget(w.training_panel), "Ctrl+3")
+    v.addSeparator()
+    _action(w, v, "Play / pause (Space in the results)", w.results_view.controller.toggle)
+    # Space only where the animation is: elsewhere it must keep pressing buttons
+    play = QShortcut(QKeySequence("Space"), w.results_view)
+    play.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+    play.activated.connect(w.results_view.controller.toggle)
+    h = mb.addMenu("&Help")
+    _action(w, h, "About SDA Studio", w.about)
+    tb = w.addToolBar("Main")
+    tb.setObjectName("main-toolbar")
+    tb.setMovable(False)
+    tb.addAction(w.assimilate_action)
+    tb.addAction(w.cancel_action)
+    tb.addSeparator()
+    tb.addAction(w.open_action)
+    tb.addAction(w.save_action)

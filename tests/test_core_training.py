@@ -174,13 +174,13 @@ def test_train_model_rejects_bad_trajectories(lorenz63, data, bad, match):
 def resumed(tmp_path_factory, lorenz63, data):
     """Training stopped after 15 of 30 steps (checkpoint every 10), then resumed to the end."""
     path = tmp_path_factory.mktemp("resume") / "resumable.pt"
-    calls = [0]
+    done = [0]
 
-    def stop_after_15():
-        calls[0] += 1
-        return calls[0] > 15
+    def stop_after_15():  # asked before each step and between validation batches
+        return done[0] >= 15
 
-    _, history = train_model(lorenz63, data, _config(save_every=10), should_stop=stop_after_15, checkpoint_path=path)
+    _, history = train_model(lorenz63, data, _config(save_every=10), should_stop=stop_after_15, checkpoint_path=path,
+                             progress=lambda step, total, loss, val: done.__setitem__(0, step))
     saved = read_checkpoint(path)
     model, history2 = train_model(lorenz63, data, _config(save_every=10), checkpoint_path=path, resume_from=path)
     return history, saved, model, history2, read_checkpoint(path)
@@ -415,3 +415,33 @@ def test_validation_runs_at_every_val_every_steps(lorenz63, data):
     _, history = train_model(lorenz63, data, _config(steps=200, batch_size=16, val_every=25))
     validated = [s for s, v in zip(history["step"], history["val"]) if v is not None]
     assert validated == list(range(25, 201, 25))
+
+
+def test_a_stop_between_reports_keeps_the_last_loss_and_a_stop_in_validation_is_prompt():
+    from sda_gui.core.diffusion.training import TrainConfig, train_model
+    from sda_gui.core.systems import make_system
+
+    system = make_system("lorenz63", burn_in=16)
+    data = system.simulate(4, 32, seed=0)
+    calls = {"n": 0}
+
+    def stop_after_three():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    config = TrainConfig(k=1, arch={"name": "resmlp", "width": 16, "depth": 1}, steps=1000, batch_size=8,
+                         val_every=1000)
+    seen = []
+    model, history = train_model(system, data, config, should_stop=stop_after_three,
+                                 progress=lambda step, total, loss, val: seen.append(step))
+    assert history["stopped"] and history["step"] == [3] and seen == [3]
+    assert model.training_info["steps_done"] == 3
+
+    # validation every step: the stop asked for inside it ends the run before the next batch
+    calls["n"] = 0
+    config = TrainConfig(k=1, arch={"name": "resmlp", "width": 16, "depth": 1}, steps=1000, batch_size=8,
+                         val_every=1, val_fraction=0.5)
+    model, history = train_model(system, data, config, should_stop=lambda: calls.__setitem__("n", calls["n"] + 1)
+                                 or calls["n"] > 2)
+    assert history["stopped"] and model.training_info["steps_done"] == 1
+    assert history["val"][-1] is None  # the interrupted validation reports no loss

@@ -209,10 +209,15 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
             return None
         vgen = torch.Generator(device=device).manual_seed(54321)
         net.eval()
+        total = 0.0
         with torch.no_grad():
-            loss = sum(_dsm_loss(loss_module, b, vgen).item() for b in val_batch) / len(val_batch)
+            for b in val_batch:
+                if should_stop is not None and should_stop():
+                    net.train()
+                    return None  # a stop during validation takes effect before the next batch
+                total += _dsm_loss(loss_module, b, vgen).item()
         net.train()
-        return loss
+        return total / len(val_batch)
 
     def settings():
         info = asdict(config)
@@ -230,6 +235,7 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
 
     t0 = time.perf_counter()
     running = None
+    last_loss = None
     net.train()
     step = start_step
     report_every = max(1, min(100, config.steps // 100))
@@ -240,6 +246,16 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         if stop:
             history["stopped"] = True
             step -= 1
+            if last_loss is not None and (not history["step"] or history["step"][-1] != step):
+                # the loss of the last step done, so a run stopped between reports still shows one
+                value = float(last_loss)
+                if math.isfinite(value):
+                    running = value if running is None else 0.9 * running + 0.1 * value
+                    history["step"].append(step)
+                    history["train"].append(running)
+                    history["val"].append(None)
+                    if progress is not None and dist_info.is_main:
+                        progress(step, config.steps, running, None)
             break
         batch = window_batches(train_data, config.k, config.batch_size, gen)
         if augment is not None:
@@ -249,6 +265,7 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         loss.backward()
         opt.step()
         sched.step()
+        last_loss = loss.detach()
         check = step % config.val_every == 0 or step == config.steps
         if check or step % report_every == 0:
             value = loss.item()

@@ -321,16 +321,25 @@ def test_ring_and_low_dim_plots_with_operator_observations(window):
 # --- assimilation through an operator ------------------------------------------------------------
 
 def _spy_engine(monkeypatch):
-    import sda_gui.core.assimilation as engine
+    """Records the observation each assimilation gets, wherever the sampler is called from
+    (the engine's module, or the SDA method that imported it by name)."""
+    import importlib
 
     seen = []
-    real = engine.assimilate
 
-    def spy(model, observation, *args, **kwargs):
-        seen.append(observation)
-        return real(model, observation, *args, **kwargs)
+    def wrap(fn):
+        def spy(model, observation, *args, **kwargs):
+            seen.append(observation)
+            return fn(model, observation, *args, **kwargs)
+        return spy
 
-    monkeypatch.setattr(engine, "assimilate", spy)
+    for name in ("sda_gui.core.assimilation", "sda_gui.core.methods.sda"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "assimilate"):
+            monkeypatch.setattr(module, "assimilate", wrap(module.assimilate))
     return seen
 
 

@@ -1,11 +1,11 @@
-"""Shared pyqtgraph helpers: colour maps, cell overlays, fixed-level images."""
+"""Shared pyqtgraph helpers: colour maps, cell overlays, robust colour levels, names of quantities."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 
-__all__ = ["configure_pyqtgraph", "lut", "mask_overlay", "symmetric_levels", "robust_levels",
+__all__ = ["configure_pyqtgraph", "lut", "mask_overlay", "symmetric_levels", "robust_levels", "quantity",
            "COLORS", "SAMPLE_PEN"]
 
 COLORS = {
@@ -84,3 +84,19 @@ def robust_levels(x: np.ndarray, q: float = 0.5) -> tuple[float, float]:
     if hi <= lo:
         lo, hi = lo - 1, lo + 1
     return lo, hi
+
+
+def quantity(system) -> str:
+    """What the values of ``system`` are called on axes and colour bars.
+
+    The plots show physical values, in the units of the system's variables: many
+    variables of one name with an index (``x1 … x40``) read ``x_j``; a few named ones
+    are listed (``x, y, z``).
+    """
+    names = list(getattr(system, "variable_names", []) or [])
+    if len(names) > 4:
+        stem = names[0].rstrip("0123456789")
+        if stem and all(n.rstrip("0123456789") == stem for n in names):
+            return f"{stem}_j"
+        return "value"
+    return ", ".join(names) if names else "value"

@@ -1,9 +1,12 @@
 """Results viewer: animated posterior samples with playback controls and a metrics box.
 
 Shows the last finished results, or, while the sampler runs, the current denoised
-estimate (marked as a preview). The plots themselves live in ``result_plots``; this
-module picks the right kind for the system, drives them from an
-``AnimationController`` and computes the metrics once per result.
+estimate (marked as a preview). The plots live in ``plots`` (one kind per state);
+this module picks the kind for the system and drives it from an
+``AnimationController``. The metrics come computed with the result
+(``result_metrics``, on the worker); the view shows them in one line, the time shown
+beside it, and a warning banner when the run blew up. Metrics line, time and plots
+form one widget (``plot_widget``), so exported frames carry all three.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizeP
                                QStackedWidget, QStyle, QToolButton, QVBoxLayout, QWidget)
 
 from .animation import AnimationController
-from .result_metrics import compute_metrics
-from .result_plots import MODES, FieldPlots, LowDimPlots, RingPlots
+from .plots import MODES, plots_for_system
+from .result_metrics import compute_metrics, result_warnings
 from .state import AppState, Results
 
 __all__ = ["ResultsView", "plots_for_system"]
@@ -27,28 +30,26 @@ PREVIEW_STATUS = ("<b>Preview while sampling</b>: the current denoised estimate,
                   "· metrics appear when it finishes")
 
 
-def plots_for_system(system):
-    shape = tuple(system.state_shape)
-    if len(shape) >= 2:
-        return FieldPlots(system)
-    if shape[0] <= 4:
-        return LowDimPlots(system)
-    return RingPlots(system)
+WARN_STYLE = "padding: 3px; background: #f8d7da; color: #58151c; border: 1px solid #f1aeb5;"
+METRICS_TIP = ("RMSE: root mean square error of the posterior mean against the truth · spread: RMS of the "
+               "std over samples · residual: the std (RMS) of A(x) − y over the observed entries, near σ_y "
+               "when the samples explain the observations as well as the truth does")
 
 
 def metrics_html(m: dict, settings: dict, preview: bool) -> str:
-    """One compact line: the numbers a user compares between runs."""
+    """One compact line: the numbers a user compares between runs (red where a warning concerns them)."""
     parts = []
     if m.get("bad_values"):
-        parts.append(f"<span style='color:#b00020'><b>{m['bad_values']} non-finite or huge values</b> "
-                     "(undertrained model or unstable sampler)</span>")
+        parts.append(f"<span style='color:#b00020'><b>{m['bad_values']} non-finite or huge values</b></span>")
     if "rmse" in m:
-        parts.append(f"RMSE of mean vs truth <b>{m['rmse']:.3f}</b>")
+        parts.append(f"RMSE <b>{m['rmse']:.3f}</b>")
     parts.append(f"spread <b>{m['spread']:.3f}</b>")
     if "residual_std" in m:
         through = f", A = {m['operator']}" if m.get("operator") else ""
-        parts.append(f"residual std of A(x) − y <b>{m['residual_std']:.3f}</b> (σ_y = {m['obs_std']:.3g}, "
-                     f"{m['n_obs']} obs{through})")
+        r, s = m["residual_std"], m["obs_std"]
+        far = not (np.isfinite(r) and 0.3 * s <= r <= 3.0 * s)
+        value = f"<span style='color:#b00020'>{r:.3f}</span>" if far else f"{r:.3f}"
+        parts.append(f"residual <b>{value}</b> vs σ_y {s:.3g} ({m['n_obs']} obs{through})")
     parts.append(f"{m['samples']} samples")
     if settings.get("guidance"):
         parts.append(f"{settings['guidance'].upper()}, {settings.get('steps')} steps, C = {settings.get('corrections')}")
@@ -70,6 +71,8 @@ class ResultsView(QWidget):
         self.plots = None
         self._plots_key = None
         self.metrics: dict = {}
+        #: the warning lines the banner shows (empty when none)
+        self.warnings: list = []
         self.shown: Optional[Results] = None
         self._stale = False   # a preview came while hidden
 
@@ -108,10 +111,34 @@ class ResultsView(QWidget):
         self.metrics_label.setFixedHeight(line)
         # nor its width: a new text (each preview says its step) must not relayout the view
         self.metrics_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.metrics_label.setToolTip(METRICS_TIP)
+        # the time shown, beside the metrics: part of every exported frame
+        self.frame_label = QLabel()
+        self.frame_label.setFixedHeight(line)
+        self.frame_label.setFixedWidth(self.fontMetrics().horizontalAdvance("t = 00000.00 · step 00000 / 00000") + 12)
+        self.frame_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # a blown-up run says so in words, with what helps (result_metrics.result_warnings)
+        self.warning_label = QLabel()
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setTextFormat(Qt.TextFormat.RichText)
+        self.warning_label.setStyleSheet(WARN_STYLE)
+        self.warning_label.setVisible(False)
         self.empty = QLabel("No results yet.\n\nPaint an observation pattern, then press Assimilate.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
+        self.figure = QWidget()
+        self.figure.setAutoFillBackground(True)
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(self.metrics_label, 1)
+        head.addWidget(self.frame_label)
+        fig = QVBoxLayout(self.figure)
+        fig.setContentsMargins(0, 0, 0, 0)
+        fig.setSpacing(2)
+        fig.addLayout(head)
+        fig.addWidget(self.warning_label)
+        fig.addWidget(self.stack, 1)
 
         bar = QHBoxLayout()
         for w in (self.first_button, self.back_button, self.play_button, self.forward_button):
@@ -125,8 +152,7 @@ class ResultsView(QWidget):
         bar.addWidget(self.sample_spin)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.metrics_label)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.figure, 1)
         layout.addLayout(bar)
 
         self.first_button.clicked.connect(lambda: self.controller.set_frame(0))
@@ -179,8 +205,12 @@ class ResultsView(QWidget):
         return self.controller.frame
 
     def plot_widget(self):
-        """The widget holding the plots (for PNG/GIF export), or the placeholder."""
-        return self.plots.widget if self.plots is not None else self.empty
+        """The figure to export as PNG/GIF/MP4: metrics line, time shown, warnings and plots."""
+        return self.figure
+
+    def scene_widget(self):
+        """The pyqtgraph view of the plots (SVG export), or None before any plots exist."""
+        return self.plots.widget if self.plots is not None else None
 
     # updates ----------------------------------------------------------------------------
     def _system_changed(self):
@@ -218,6 +248,8 @@ class ResultsView(QWidget):
         if res is None:
             self.stack.setCurrentWidget(self.empty)
             self.set_status("")
+            self.set_warnings([])
+            self.frame_label.setText("")
             self.controller.set_frame_count(0)
             self._update_controls()
             return
@@ -234,15 +266,21 @@ class ResultsView(QWidget):
             # One text for the whole run (the step shows in the Assimilate panel): a label whose
             # text changes asks the whole view to lay out and repaint again
             self.set_status(PREVIEW_STATUS, preview=True)
+            self.set_warnings([])
         else:
             try:
                 if res.metrics is None:  # e.g. a reopened session
-                    res.metrics = compute_metrics(res)
+                    res.metrics = compute_metrics(res, system=self.state.system)
                 self.metrics = res.metrics
                 self.set_status(metrics_html(self.metrics, res.settings, res.preview))
+                # the run's own settings name what it did not try yet
+                warnings = result_warnings(self.metrics, res.settings) if res.settings \
+                    else self.metrics.get("warnings", [])
+                self.set_warnings(warnings)
             except Exception as exc:  # noqa: BLE001 - a metric failing must not hide the samples
                 self.metrics = {}
                 self.set_status(f"metrics unavailable: {exc}")
+                self.set_warnings([])
         self._update_controls()
         self.show_frame(self.plots.frame)
 
@@ -270,6 +308,7 @@ class ResultsView(QWidget):
             self.plots.set_results(results_like)
             self._update_controls()
         self.set_status("<b>Sampling…</b> the first estimate appears after the first sampler step", preview=True)
+        self.set_warnings([])
         self.plots.widget.repaint()
         return self.plots.preparer(results_like)
 
@@ -283,6 +322,14 @@ class ResultsView(QWidget):
             self.metrics_label.setStyleSheet(style)
         if self.metrics_label.text() != html:
             self.metrics_label.setText(html)
+
+    def set_warnings(self, lines: list):
+        """The banner under the metrics line: shown only when a finished run has something to say."""
+        self.warnings = list(lines)
+        html = "<br>".join(f"⚠ {line}" for line in lines)
+        if self.warning_label.text() != html:
+            self.warning_label.setText(html)
+        self.warning_label.setVisible(bool(lines))
 
     def _mode_changed(self):
         if self.plots is not None and self.shown is not None:
@@ -304,6 +351,7 @@ class ResultsView(QWidget):
             self.slider.blockSignals(False)
         dt = self.state.system.dt
         self.time_label.setText(f"step {t} / {self.shown.length - 1}  (t = {t * dt:.2f})")
+        self.frame_label.setText(f"t = {t * dt:.2f} · step {t} / {self.shown.length - 1}")
         self.frameShown.emit(t)
 
     def _update_controls(self):

@@ -70,7 +70,7 @@ def window(qtbot, settings_path, tiny_model_path):
     yield w
     w.shutdown()
     # nothing may outlive the window: every worker thread has ended
-    runners = (w.assimilation_panel.runner, w.system_panel.runner, w.training_panel.runner)
+    runners = (w.assimilation_panel.runner, w.system_panel.runner, w.training_panel.runner, w.compare_panel.runner)
     assert not any(r.running for r in runners)
 
 

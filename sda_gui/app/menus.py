@@ -49,11 +49,14 @@ def build_menus(w) -> None:
     w.assimilate_action = _action(w, r, "&Assimilate", w.assimilate, "Ctrl+Return",
                                   "Draw posterior samples given the observations")
     w.cancel_action = _action(w, r, "Cancel", w.cancel, "Escape")
+    _action(w, r, "Compare methods", lambda: (w.tabs.setCurrentWidget(w.compare_panel), w.compare_panel.run()),
+            "Ctrl+Shift+Return", "Run SDA and the classical methods side by side on these observations")
     _action(w, r, "Train model", lambda: (w.tabs.setCurrentWidget(w.training_panel), w.training_panel.train(ask=True)))
     v = mb.addMenu("&View")
     _action(w, v, "Observations", lambda: w.tabs.setCurrentWidget(w.grid_editor), "Ctrl+1")
     _action(w, v, "Results", lambda: w.tabs.setCurrentWidget(w.results_view), "Ctrl+2")
-    _action(w, v, "Training", lambda: w.tabs.setCurrentWidget(w.training_panel), "Ctrl+3")
+    _action(w, v, "Compare", lambda: w.tabs.setCurrentWidget(w.compare_panel), "Ctrl+3")
+    _action(w, v, "Training", lambda: w.tabs.setCurrentWidget(w.training_panel), "Ctrl+4")
     v.addSeparator()
     _action(w, v, "Play / pause (Space in the results)", w.results_view.controller.toggle)
     # Space only where the animation is: elsewhere it must keep pressing buttons

@@ -36,6 +36,7 @@ from .common import ask_user  # noqa: E402
 from .file_actions import FileActions  # noqa: E402
 from .grid_editor import GridEditor  # noqa: E402
 from .menus import build_menus  # noqa: E402
+from .compare_panel import ComparePanel  # noqa: E402
 from .results_view import ResultsView  # noqa: E402
 from .scenario import DEFAULT_SCENARIO  # noqa: E402
 from .scripted import ScriptedRuns  # noqa: E402
@@ -106,10 +107,13 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
         self.grid_editor = GridEditor(self.state, settings=self.settings)
         self.results_view = ResultsView(self.state)
         self.training_panel = TrainingPanel(self.state, settings=self.settings)
+        # SDA in a comparison runs with the Assimilate tab's sampler settings and model
+        self.compare_panel = ComparePanel(self.state, self.assimilation_panel.sampler_settings)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.grid_editor, "Observations")
         self.tabs.addTab(self.results_view, "Results")
+        self.tabs.addTab(self.compare_panel, "Compare")
         self.tabs.addTab(self.training_panel, "Training")
         self.setCentralWidget(self.tabs)
 
@@ -284,6 +288,7 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
         self.assimilation_panel.cancel()
         self.system_panel.cancel()
         self.training_panel.cancel()
+        self.compare_panel.cancel()
 
     def _run_starting(self, blank):
         self.results_view.pause()
@@ -331,7 +336,7 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
 
     def _runners(self) -> dict:
         return {"assimilate": self.assimilation_panel.runner, "simulate": self.system_panel.runner,
-                "train": self.training_panel.runner}
+                "train": self.training_panel.runner, "compare": self.compare_panel.runner}
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
         """Stops every worker and joins its thread: nothing outlives the window.

@@ -76,7 +76,8 @@ def make_job(system, model, obs, truth: Optional[np.ndarray], settings: dict, de
         result = run_method("sda", system, obs, n, method_settings, model=model, device=device,
                             seed=int(settings["seed"]), progress=progress, should_stop=should_stop)
         samples = np.asarray(result.members.numpy(), dtype=np.float32)
-        metrics = compute_metrics(Results(samples=samples, observation=obs, truth=truth))
+        metrics = compute_metrics(Results(samples=samples, observation=obs, truth=truth, settings=dict(settings)),
+                                  system=system)
         return samples, metrics, prepared(samples, preview=False), result.diagnostics
 
     return job

@@ -53,6 +53,21 @@ class FileActions:
         self.show_message(f"exported {path}")
         return True
 
+    def export_view_svg(self, path: Optional[str] = None) -> bool:
+        """Saves the current central view as an SVG (vector graphics, for papers)."""
+        path = path or self._ask(True, "Export view as SVG", "SVG images (*.svg)", "view.svg")
+        if not path:
+            return False
+        from .export import export_svg
+
+        try:
+            export_svg(self.tabs.currentWidget(), path)
+        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+            self.show_error(f"cannot export the view: {one_line(exc)}")
+            return False
+        self.show_message(f"exported {path}")
+        return True
+
     def export_animation(self, path: Optional[str] = None, fps: Optional[float] = None, max_frames: int = 400) -> bool:
         if self.results_view.shown is None:
             self.show_error("nothing to animate yet: assimilate first")

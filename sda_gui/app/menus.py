@@ -41,6 +41,7 @@ def build_menus(w) -> None:
     _action(w, f, "Choose score model…", w.assimilation_panel.browse_model)
     f.addSeparator()
     _action(w, f, "Export view as PNG…", w.export_view_png, "Ctrl+E")
+    _action(w, f, "Export view as SVG…", w.export_view_svg, tip="Vector graphics of the current view, for papers")
     _action(w, f, "Export animation (GIF/MP4)…", w.export_animation)
     f.addSeparator()
     _action(w, f, "&Quit", w.close, QKeySequence.StandardKey.Quit)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sda_gui simulate | train | assimilate | compare | evaluate | bench``.
+"""Command line: ``python -m sda_gui simulate | train | assimilate | compare | evaluate | bench | lessons``.
 
 Every run takes three stages, the same for each subcommand:
 
@@ -27,9 +27,10 @@ __all__ = ["main", "build_parser", "CliError"]
 def _commands():
     from .run_assim import cmd_assimilate, cmd_bench, cmd_compare, cmd_evaluate
     from .run_data import cmd_simulate, cmd_train
+    from .run_lessons import cmd_lessons
 
     return {"simulate": cmd_simulate, "train": cmd_train, "assimilate": cmd_assimilate, "compare": cmd_compare,
-            "evaluate": cmd_evaluate, "bench": cmd_bench}
+            "evaluate": cmd_evaluate, "bench": cmd_bench, "lessons": cmd_lessons}
 
 
 def _expected_errors() -> tuple:

@@ -55,9 +55,19 @@ def _common(p, device: bool = True, seed: bool = True):
 
 def _system(p, required: bool = True, what: str = "the dynamical system"):
     p.add_argument("--system", required=required, metavar="NAME",
-                   help=f"{what}: one of {', '.join(SYSTEM_NAMES)}")
+                   help=f"{what}: one of {', '.join(SYSTEM_NAMES)}, or a system of a --system-file or of an "
+                        f"installed package (entry points sda_gui.systems)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="system parameter (repeatable), e.g. forcing=8, dt=0.05, burn_in=256, resolution=128")
+    p.add_argument("--system-file", action="append", metavar="PATH.py",
+                   help="a Python file defining DynamicalSystem subclasses (and Operator subclasses for "
+                        "plugin:NAME); its systems join the built-in ones by their name (repeatable)")
+
+
+def _operator_file(p):
+    p.add_argument("--operator-file", action="append", metavar="PATH.py",
+                   help="a Python file defining Operator subclasses with a name, observed as plugin:NAME "
+                        "(a --system-file's operators are loaded too; repeatable)")
 
 
 def _sda_options(p):
@@ -85,7 +95,7 @@ def _simulate(sub):
     _system(s)
     s.add_argument("--trajectories", type=int, default=16, help="number of trajectories (≥ 1)")
     s.add_argument("--length", type=int, default=1024, help="states per trajectory (≥ 1)")
-    s.add_argument("--out", required=True, help="output file (.h5 or .hdf5); replaced atomically")
+    s.add_argument("--out", required=True, help="output file (.h5, .hdf5 or netCDF .nc); replaced atomically")
     _common(s)
     return s
 
@@ -94,7 +104,14 @@ def _train(sub):
     t = sub.add_parser("train", help="train a local score model",
                        description="Train a local score model on a trajectory file or on freshly simulated data.")
     _system(t, required=False, what="the system (or taken from --data)")
-    t.add_argument("--data", help="trajectory file (.h5/.npz/.npy); simulated when absent")
+    t.add_argument("--data", help="trajectory file (.h5/.nc/.npz/.npy); simulated when absent. A file that names "
+                                  "no system (and no --system) becomes a data system: its own name, variables, Δt "
+                                  "and a normalisation computed from the data")
+    t.add_argument("--variable", metavar="NAME",
+                   help="the array or netCDF variable of --data to train on when it holds several (netCDF: several "
+                        "of the same dimensions stack as channels, e.g. u,v)")
+    t.add_argument("--dt", type=float, help="time between states of a data system (default: from the file's time "
+                                            "coordinate, else 1)")
     t.add_argument("--trajectories", type=int, default=1024, help="simulated training trajectories (≥ 1)")
     t.add_argument("--length", type=int, default=1024, help="states per simulated trajectory (≥ 2k+1)")
     t.add_argument("--data-seed", type=int, default=0, help="seed of the simulated training data")
@@ -138,7 +155,8 @@ def _assimilate(sub):
                        description="Posterior members of a trajectory given observations, by SDA or a classical "
                                    "method; every method writes the same file: samples (N, L, *state) and settings.")
     _system(a, what="the system observed")
-    a.add_argument("--observations", required=True, help="OBS.npz or .h5 (mask, values, std[, operator])")
+    a.add_argument("--observations", required=True, help="OBS.npz, .h5 or .nc (mask, values, std[, operator])")
+    _operator_file(a)
     a.add_argument("--method", default="sda", help=f"assimilation method: {', '.join(METHOD_NAMES)}")
     a.add_argument("--samples", type=int, required=True,
                    help="posterior members: samples (sda), the ensemble size (Kalman methods, 4D-Var) or draws from "
@@ -146,7 +164,8 @@ def _assimilate(sub):
     a.add_argument("--model", help="score model checkpoint, sda only (default: the shipped model for the system)")
     _sda_options(a)
     _method_options(a)
-    a.add_argument("--out", required=True, help="output file (.npz, .h5 or .hdf5); replaced atomically")
+    a.add_argument("--out", required=True, help="output file (.npz, .h5, .hdf5 or netCDF .nc: samples with a "
+                                                "sample dimension); replaced atomically")
     _common(a)
     return a
 
@@ -156,7 +175,8 @@ def _compare(sub):
                        description="Run several methods one after another on the same observations and score each "
                                    "against the truth (RMSE, spread, CRPS, coverage, rank histograms).")
     _system(c, what="the system observed")
-    c.add_argument("--observations", required=True, help="OBS.npz or .h5 (mask, values, std[, operator])")
+    c.add_argument("--observations", required=True, help="OBS.npz, .h5 or .nc (mask, values, std[, operator])")
+    _operator_file(c)
     c.add_argument("--truth", required=True, help="the true trajectory: a file as simulate writes ((L, *s) or "
                                                   "(1, L, *s)), or an .npz with a 'truth' array")
     c.add_argument("--methods", default="sda,letkf,ienks,4dvar",
@@ -220,12 +240,26 @@ def _bench(sub):
     return b
 
 
+def _lessons(sub):
+    l = sub.add_parser("lessons", help="list the built-in lessons (id, title, one line)",
+                       description="The classroom lessons shipped with SDA Studio: open one in the app with "
+                                   "'python main.py --lesson ID'. --check FILE.toml checks a lesson file of your "
+                                   "own and names the line of any problem.")
+    l.add_argument("--check", metavar="FILE.toml", help="check this lesson file instead of listing")
+    _common(l, device=False, seed=False)
+    return l
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="SDA Studio command line. Bad input exits with status 2 and one "
                                              "'error: …' line; progress goes to stderr, the result line to stdout.",
                       formatter_class=_Formatter)
+    from sda_gui import __version__   # a plain string in the package's __init__: loads nothing
+
+    p.add_argument("--version", action="version", version=f"sda-gui {__version__}",
+                   help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            parser_class=OneLineParser)
-    for make in (_simulate, _train, _assimilate, _compare, _evaluate, _bench):
+    for make in (_simulate, _train, _assimilate, _compare, _evaluate, _bench, _lessons):
         make(sub).formatter_class = _Formatter
     return p

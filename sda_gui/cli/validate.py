@@ -17,7 +17,8 @@ from types import SimpleNamespace
 from typing import Optional
 
 from .checks import (SEED_LIMIT, CliError, above, at_least, check_input, check_out_dir, check_output, check_params,
-                     check_ranges, check_system, inside, int_list, name_list, odd_at_least, parse_params)
+                     check_ranges, check_system, inside, int_list, load_plugins, name_list, odd_at_least,
+                     parse_params)
 from .parser import GUIDANCES
 from .resources import check_fits, method_bytes, oom_hint, simulation_bytes
 
@@ -46,7 +47,7 @@ RANGES = {
               "repeats": at_least(1), "resolution": at_least(1), "batch": at_least(1), "frames": at_least(1),
               "max_threads": at_least(1)},
 }
-ARRAY_SUFFIXES = (".npz", ".h5", ".hdf5")
+ARRAY_SUFFIXES = (".npz", ".h5", ".hdf5", ".nc")
 
 
 def _device(args):
@@ -70,14 +71,15 @@ def validate(args) -> Plan:
         if value is not None and not 0 <= value < SEED_LIMIT:
             raise CliError(f"--{dest.replace('_', '-')} must satisfy 0 ≤ seed < 2^63, got {value}")
     plan = Plan(device=_device(args))
+    plan.plugins = load_plugins(args)
     return {"simulate": _simulate, "train": _train, "assimilate": _assimilate, "compare": _compare,
-            "evaluate": _evaluate, "bench": _bench}[args.command](args, plan)
+            "evaluate": _evaluate, "bench": _bench, "lessons": _lessons}[args.command](args, plan)
 
 
 # simulate, train -----------------------------------------------------------------------------
 def _simulate(args, plan):
     plan.system = check_system(args.system, parse_params(args.param))
-    plan.out = check_output(args.out, (".h5", ".hdf5"), {})
+    plan.out = check_output(args.out, (".h5", ".hdf5", ".nc"), {})
     need = simulation_bytes(plan.system, args.trajectories, args.length)
     check_fits(need, "cpu", f"simulating {args.trajectories} x {args.length} states",
                oom_hint("simulate", plan.device))
@@ -116,6 +118,40 @@ def _check_network(arch: dict, k: int, system) -> None:
                        f"{tuple(system.state_shape)}: {str(exc).splitlines()[0]}") from None
 
 
+def _ensure_source(meta: dict) -> None:
+    """A data file simulated from a plugin's system: that plugin, loaded from where the file says."""
+    from sda_gui.core.systems.plugins import PluginError, ensure_system
+
+    source = meta.get("system_source")
+    try:
+        ensure_system({"name": meta["system"], **({"source": source} if isinstance(source, dict) else {})})
+    except PluginError as exc:
+        raise CliError(f"--data: {exc}") from None
+
+
+def _data_system(args, data_path, params: dict, k: int):
+    """The data system of a file that names no system, and its checked trajectories."""
+    from sda_gui.core.datasets import load_trajectories
+    from sda_gui.core.systems.data import DataSystem, data_system_name
+
+    if params:
+        raise CliError("--param: the data names no system, so there is none to set (a data system's time step: "
+                       "--dt; or pass --system NAME to read the data as that system)")
+    if args.dt is not None and not (args.dt > 0 and args.dt < float("inf")):
+        raise CliError(f"--dt must be a finite number > 0, got {args.dt}")
+    data, found = load_trajectories(data_path, None, min_length=2 * k + 1, variable=args.variable)
+    dims = list(found.get("dims") or [])[1:]
+    try:
+        system = DataSystem.from_trajectories(
+            data, data_system_name(found.get("name") or data_path.stem), found.get("variable_names"),
+            args.dt or found.get("dt") or 1.0, units=found.get("units", ""),
+            dims=dims if len(dims) == data.ndim - 2 else None,
+            origin=DataSystem.origin_of(data_path, found.get("variable")), title=found.get("name", ""))
+    except ValueError as exc:
+        raise CliError(f"--data: {exc}") from None
+    return system, data
+
+
 def _train(args, plan):
     from sda_gui.core.datasets import load_trajectories, read_metadata
     from sda_gui.core.diffusion.checkpoint import load_checkpoint, read_checkpoint
@@ -134,18 +170,25 @@ def _train(args, plan):
         raise CliError("--init trains the model's own architecture; drop the network options")
     params = parse_params(args.param)
     if data_path:
-        # the data's own metadata names its system; a bare array takes --system and --param
+        # the data's own metadata names its system; a bare array takes --system and --param, and
+        # without --system becomes a data system (its own name, variables, Δt and normalisation)
         meta = read_metadata(data_path)
         name = meta.get("system") or args.system
-        if not name:
-            raise CliError("the data file names no system; pass --system")
         if meta.get("system") and args.system and args.system != meta["system"]:
             raise CliError(f"--system {args.system} differs from the data's system {meta['system']}")
         if meta.get("system") and params:
             raise CliError("the data file fixes the system's parameters; drop --param")
-        plan.system = check_system(name, meta.get("params", params), where="the data's parameters"
-                                   if meta.get("system") else "--param")
-        plan.data, _ = load_trajectories(data_path, tuple(plan.system.state_shape), min_length=2 * k + 1)
+        if name and args.dt is not None:
+            raise CliError(f"--dt is for data that names no system; {name}'s time step is a parameter (--param dt=…)")
+        if meta.get("system"):
+            _ensure_source(meta)
+        if name:
+            plan.system = check_system(name, meta.get("params", params), where="the data's parameters"
+                                       if meta.get("system") else "--param")
+            plan.data, _ = load_trajectories(data_path, tuple(plan.system.state_shape), min_length=2 * k + 1,
+                                             variable=args.variable)
+        else:
+            plan.system, plan.data = _data_system(args, data_path, params, k)
         plan.data_seed = meta.get("seed")
         count = plan.data.shape[0]
     else:
@@ -189,17 +232,23 @@ def _overrides(args, names) -> dict:
 
 def _problem(args, plan, needs_model: bool):
     """The system (from the model for sda), the model and the observation, each checked."""
-    from sda_gui.core.diffusion.checkpoint import load_model_for, model_system
+    from sda_gui.core.diffusion.checkpoint import check_model_for_system, load_model_for, model_system
     from sda_gui.core.observation import Observation
 
     obs_path = check_input(args.observations, "--observations")
     model_path = check_input(args.model, "--model")
     params = parse_params(args.param)
     if needs_model:
-        params = check_params(args.system, params)
-        model = load_model_for(args.system, model_path, plan.device, params)
-        check_params(args.system, model.system.get("params", {}), where="the model's system parameters")
+        # the model first: it names where its system came from (a plugin file is loaded from there)
+        model = load_model_for(args.system, model_path, plan.device)
+        if model_system(model).has_dynamics:
+            params = check_params(args.system, params)
+            check_params(args.system, model.system.get("params", {}), where="the model's system parameters")
+        elif params:
+            raise CliError(f"--param: {args.system} is a data system (built from trajectories); it has no "
+                           f"parameters to set")
         plan.system, plan.model = model_system(model, params), model
+        check_model_for_system(model, plan.system)
     else:
         if model_path is not None:
             raise CliError("--model is used by sda only")
@@ -363,4 +412,10 @@ def _bench(args, plan):
                 raise
             raise CliError("bench classical is not available in this version (sda_gui.bench_classical is missing)") \
                 from None
+    return plan
+
+
+def _lessons(args, plan):
+    if args.check is not None:
+        check_input(args.check, "--check")
     return plan

@@ -13,7 +13,7 @@ import torch
 
 from .diffusion.guidance import make_guidance
 from .diffusion.local_score import LocalScoreModel
-from .diffusion.sampler import Cancelled, Sampler
+from .diffusion.sampler import Cancelled, Sampler, TrajectoryRecorder
 from .observation import Observation, ObservationError
 
 __all__ = ["assimilate", "Cancelled", "available_devices", "resolve_device", "DeviceError", "SamplingDiverged"]
@@ -50,11 +50,14 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
                device="cpu", seed: int = 0, progress: Optional[Progress] = None,
                should_stop: Optional[Callable[[], bool]] = None, preview_every: int = 1,
                zeta: float = 1.0, cg_iterations: int = 3, cuda_graph: bool = True,
-               amp: bool = False, window_split: bool = True) -> torch.Tensor:
+               amp: bool = False, window_split: bool = True,
+               recorder: Optional[TrajectoryRecorder] = None) -> torch.Tensor:
     """Posterior samples ``(n_samples, L, *state_shape)`` as a float32 CPU tensor.
 
     ``window_split=False`` differentiates through every window, not only those of
     observed states: the same samples at a higher cost (for comparisons).
+    ``recorder`` (``TrajectoryRecorder([0, 1])``) keeps x(t) and x̂(t) of those samples at
+    every step in ``recorder.trajectory`` (physical units; memory bound: see the sampler).
     """
     observation.validate(model.state_shape)
     if observation.length < model.window:
@@ -77,7 +80,7 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     sampler = Sampler(model, guide, steps=steps, corrections=corrections, tau=tau, cuda_graph=cuda_graph)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     x = torch.randn((n_samples, observation.length, *model.state_shape), generator=gen, device=device)
-    for state in sampler.iterate(x, gen, should_stop):
+    for state in sampler.iterate(x, gen, should_stop, recorder=recorder):
         x = state.x
         if progress is not None and (state.step % preview_every == 0 or state.step == state.total):
             progress(state.step, state.total, model.denormalize(state.estimate).float().cpu())

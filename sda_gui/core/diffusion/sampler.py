@@ -16,20 +16,33 @@ stop between network calls (``should_stop`` is checked before each one).
 
 On CUDA the (guided) call is recorded once as a CUDA graph and replayed at every
 step (``cuda_graph.py``) when the guidance allows it; the samples are the same.
+
+Recording (the diffusion-time scrubber): a ``TrajectoryRecorder`` handed to
+``iterate`` keeps, for a few chosen samples, the state ``x(t_i)`` and the denoised
+estimate ``x̂(t_i)`` at the times ``t_i = 1 − i/steps`` (``i = 0 … steps``; at
+``t = 0`` both are the sample), in physical units, float32, on the CPU. One frame
+takes ``2 · R · L · |state| · 4`` bytes for ``R`` recorded samples; beyond
+``max_bytes`` (``RECORD_MAX_BYTES`` = 256 MiB by default) the recording is thinned
+to evenly spaced steps (the first and the last always kept), and a bound that
+cannot hold even those two frames is refused. Without a recorder nothing is copied.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
+import numpy as np
 import torch
 
 from .cuda_graph import capture
 from .guidance import Guidance
 from .local_score import LocalScoreModel
 
-__all__ = ["Sampler", "SamplerStep", "Cancelled"]
+__all__ = ["Sampler", "SamplerStep", "Cancelled", "Trajectory", "TrajectoryRecorder", "RECORD_MAX_BYTES"]
+
+#: the most memory a recording may hold by default (x and x̂ of every kept step)
+RECORD_MAX_BYTES = 256 * 2**20
 
 
 class Cancelled(Exception):
@@ -42,6 +55,73 @@ class SamplerStep:
     total: int
     x: torch.Tensor          # current x(t) in normalised units
     estimate: torch.Tensor   # denoised estimate x̂ in normalised units
+
+
+@dataclass
+class Trajectory:
+    """x(t) and x̂(t) of recorded samples through the reverse diffusion (physical units, CPU)."""
+
+    times: torch.Tensor      # (F,) diffusion times, from 1 (noise) down to 0 (sample)
+    x: torch.Tensor          # (F, R, L, *state_shape) float32
+    x_hat: torch.Tensor      # (F, R, L, *state_shape) float32
+    indices: tuple           # which samples of the run were recorded
+    steps: tuple             # sampler step index of each frame (0 … steps)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.x.numel() * self.x.element_size() + self.x_hat.numel() * self.x_hat.element_size())
+
+
+class TrajectoryRecorder:
+    """Keeps x(t) and x̂(t) of samples ``indices`` at (up to) every step, within ``max_bytes``."""
+
+    def __init__(self, indices: Sequence[int], max_bytes: int = RECORD_MAX_BYTES):
+        self.indices = tuple(int(i) for i in indices)
+        if not self.indices:
+            raise ValueError("record at least one sample")
+        if min(self.indices) < 0:
+            raise ValueError("recorded sample indices must be ≥ 0")
+        self.max_bytes = int(max_bytes)
+        self.trajectory: Optional[Trajectory] = None
+        self._slot: dict = {}
+
+    @staticmethod
+    def frame_bytes(n_recorded: int, sample_shape: Sequence[int]) -> int:
+        """Bytes of one frame: x and x̂ of ``n_recorded`` samples of shape ``(L, *state_shape)``."""
+        return 2 * 4 * int(n_recorded) * int(np.prod(tuple(sample_shape)))
+
+    def plan(self, steps: int, shape: tuple) -> np.ndarray:
+        """The step indices kept for a run of ``steps`` steps on a batch ``shape = (N, L, *s)``;
+        ValueError when the samples do not exist or two frames exceed ``max_bytes``."""
+        n = int(shape[0])
+        if max(self.indices) >= n:
+            raise ValueError(f"cannot record sample {max(self.indices)} of a run of {n} samples")
+        per_frame = self.frame_bytes(len(self.indices), shape[1:])
+        fit = self.max_bytes // per_frame
+        if fit < 2:
+            raise ValueError(f"recording {len(self.indices)} sample(s) takes {per_frame / 2**20:.1f} MiB per step, "
+                             f"more than the bound of {self.max_bytes / 2**20:.0f} MiB allows: record fewer samples")
+        return np.unique(np.linspace(0, steps, int(min(steps + 1, fit))).round().astype(int))
+
+    def start(self, steps: int, shape: tuple, denormalize: Callable) -> None:
+        """Allocates the frames of a run (``plan``); called by ``Sampler.iterate``."""
+        kept = self.plan(steps, shape)
+        self._slot = {int(i): j for j, i in enumerate(kept)}
+        self._denormalize = denormalize
+        frames = (len(kept), len(self.indices), *shape[1:])
+        self.trajectory = Trajectory(times=1.0 - torch.as_tensor(kept, dtype=torch.float32) / steps,
+                                     x=torch.empty(frames, dtype=torch.float32),
+                                     x_hat=torch.empty(frames, dtype=torch.float32),
+                                     indices=self.indices, steps=tuple(int(i) for i in kept))
+
+    def add(self, i: int, x: torch.Tensor, x_hat: torch.Tensor) -> None:
+        """Frame of step ``i`` (time ``1 − i/steps``) when it is one kept; normalised inputs."""
+        j = self._slot.get(int(i))
+        if j is None:
+            return
+        idx = list(self.indices)
+        self.trajectory.x[j] = self._denormalize(x[idx]).float().cpu()
+        self.trajectory.x_hat[j] = self._denormalize(x_hat[idx]).float().cpu()
 
 
 class Sampler:
@@ -81,9 +161,15 @@ class Sampler:
         return (x - mu * x_hat) / sigma
 
     def iterate(self, x: torch.Tensor, generator: Optional[torch.Generator] = None,
-                should_stop: Optional[Callable[[], bool]] = None) -> Iterator[SamplerStep]:
-        """Runs from pure noise ``x = x(1)`` to ``x(0)``, yielding after each step."""
+                should_stop: Optional[Callable[[], bool]] = None,
+                recorder: Optional[TrajectoryRecorder] = None) -> Iterator[SamplerStep]:
+        """Runs from pure noise ``x = x(1)`` to ``x(0)``, yielding after each step.
+
+        ``recorder`` (see the module docstring) receives ``x(t)`` and ``x̂(t)`` of its samples.
+        """
         schedule = self.model.schedule
+        if recorder is not None:
+            recorder.start(self.steps, tuple(x.shape), self.model.denormalize)
         times = torch.linspace(1.0, 0.0, self.steps + 1, device=x.device, dtype=x.dtype)
         dims = tuple(range(1, x.ndim))
 
@@ -108,6 +194,8 @@ class Sampler:
             mu_s, sigma_s = schedule(s)
             e = evaluate(x, t)
             estimate = (x - sigma_t * e) / mu_t
+            if recorder is not None:
+                recorder.add(i, x, estimate)
             r = mu_s / mu_t
             x = r * x + (sigma_s - r * sigma_t) * e
             for _ in range(self.corrections):
@@ -115,6 +203,8 @@ class Sampler:
                 z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
                 delta = self.tau / e.square().mean(dim=dims, keepdim=True)
                 x = x - sigma_s * (delta * e + torch.sqrt(2 * delta) * z)
+            if recorder is not None and i + 1 == self.steps:
+                recorder.add(self.steps, x, x)   # at t = 0 the estimate of a sample is the sample
             yield SamplerStep(i + 1, self.steps, x.detach(), estimate.detach())
 
     def sample(self, shape: tuple, generator: Optional[torch.Generator] = None, device="cpu",

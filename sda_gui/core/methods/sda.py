@@ -5,6 +5,11 @@ trained local score model, guided by the likelihood score (SDA, DPS or MMPS);
 see ``core.assimilation`` and ``core.diffusion.sampler``. The members are the
 sampler's independent samples; ``ctx.progress`` receives the denoised estimate
 after every step.
+
+``record = R > 0`` keeps x(t) and x̂(t) of the first ``R`` samples at every step
+(they are independent draws, so the first are as good as any) in
+``diagnostics["trajectory"]`` (a ``sampler.Trajectory``), within the sampler's
+memory bound (``RECORD_MAX_BYTES``: longer runs are thinned to evenly spaced steps).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..assimilation import assimilate
+from ..diffusion.sampler import TrajectoryRecorder
 from .base import Method, MethodError, MethodResult, RunContext
 from .registry import register_method
 
@@ -35,6 +41,8 @@ class SDA(Method):
         tau: float = 0.25
         gamma: float = 1e-2
         cg_iterations: int = 3
+        #: samples whose x(t) and x̂(t) are recorded at every step (0: none, the default)
+        record: int = 0
 
     @classmethod
     def check_settings(cls, s, system) -> None:
@@ -50,10 +58,23 @@ class SDA(Method):
             raise MethodError("sda: gamma must be ≥ 0")
         if s.cg_iterations < 1:
             raise MethodError("sda: cg_iterations must be ≥ 1")
+        if s.record < 0:
+            raise MethodError("sda: record must be ≥ 0")
 
     def run(self, ctx: RunContext) -> MethodResult:
         s = self.settings
+        recorder = None
+        if s.record:
+            recorder = TrajectoryRecorder(range(min(s.record, ctx.n_members)))
+            try:   # refused before any work when the bound cannot hold it
+                recorder.plan(s.steps, (ctx.n_members, ctx.length, *ctx.state_shape))
+            except ValueError as exc:
+                raise MethodError(f"sda: {exc}") from None
         samples = assimilate(ctx.model, ctx.observation, ctx.n_members, steps=s.steps, corrections=s.corrections,
                              guidance=s.guidance, tau=s.tau, gamma=s.gamma, device=ctx.device, seed=ctx.seed,
-                             progress=ctx.progress, should_stop=ctx.should_stop, cg_iterations=s.cg_iterations)
-        return MethodResult(samples, {"network_calls_per_step": 1 + s.corrections, "k": ctx.model.k})
+                             progress=ctx.progress, should_stop=ctx.should_stop, cg_iterations=s.cg_iterations,
+                             recorder=recorder)
+        diagnostics = {"network_calls_per_step": 1 + s.corrections, "k": ctx.model.k}
+        if recorder is not None:
+            diagnostics["trajectory"] = recorder.trajectory
+        return MethodResult(samples, diagnostics)

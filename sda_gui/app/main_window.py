@@ -88,7 +88,18 @@ def run(argv: Optional[list] = None) -> int:
     parser.add_argument("--screenshot", metavar="FILE.png",
                         help="run a short assimilation of the default scenario, save the window to FILE.png, exit")
     parser.add_argument("--settings", metavar="FILE.ini", help="settings file (default: the user's)")
+    parser.add_argument("--lesson", metavar="ID", help="open a lesson (its id, number or a .toml file; "
+                                                        "python -m sda_gui lessons lists them)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    lesson = None
+    if args.lesson:
+        from sda_gui.lessons import LessonError, find_lesson, load_lesson
+
+        try:
+            lesson = load_lesson(args.lesson) if args.lesson.endswith(".toml") else find_lesson(args.lesson)
+        except (LessonError, OSError, KeyError, ValueError) as exc:
+            print(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", file=sys.stderr)
+            return 2
     if args.screenshot and "QT_QPA_PLATFORM" not in os.environ:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtCore import QTimer
@@ -108,7 +119,10 @@ def run(argv: Optional[list] = None) -> int:
         window = MainWindow(settings_path=args.settings)
         window.resize(1280, 800)
         window.show()
-        ok = window.screenshot(args.screenshot)
+        if lesson is not None:
+            ok = window.lesson_screenshot(args.screenshot, lesson)
+        else:
+            ok = window.screenshot(args.screenshot)
         window.shutdown()
         print(f"screenshot written to {args.screenshot}" if ok else "could not write the screenshot")
         return 0 if ok else 1
@@ -126,6 +140,9 @@ def run(argv: Optional[list] = None) -> int:
 
     def load():
         window.load_default_scenario()
+        if lesson is not None:
+            window.state.ensure_engine()
+            window.open_lesson(lesson)
         if trace is not None:
             trace.after_paint(window.grid_editor.plot_widget.viewport(), "scenario_ready")
         window.start_engine_after_paint()

@@ -39,6 +39,8 @@ def build_menus(w) -> None:
     _action(w, f, "Load observations…", w.grid_editor.load_observations)
     _action(w, f, "Save observations…", w.save_observations)
     _action(w, f, "Choose score model…", w.assimilation_panel.browse_model)
+    _action(w, f, "Open lesson…", lambda: w.browse_lessons(from_file=True),
+            tip="Open a lesson written as a TOML file")
     f.addSeparator()
     _action(w, f, "Export view as PNG…", w.export_view_png, "Ctrl+E")
     _action(w, f, "Export view as SVG…", w.export_view_svg, tip="Vector graphics of the current view, for papers")
@@ -59,12 +61,16 @@ def build_menus(w) -> None:
     _action(w, v, "Compare", lambda: w.tabs.setCurrentWidget(w.compare_panel), "Ctrl+3")
     _action(w, v, "Training", lambda: w.tabs.setCurrentWidget(w.training_panel), "Ctrl+4")
     v.addSeparator()
+    w.presenter_action = _action(w, v, "Presenter mode", lambda: w.set_presenter_mode(w.presenter_action.isChecked()),
+                                 "F11", "Full screen with large fonts and thick lines, for a projector")
+    w.presenter_action.setCheckable(True)
     _action(w, v, "Play / pause (Space in the results)", w.results_view.controller.toggle)
     # Space only where the animation is: elsewhere it must keep pressing buttons
     play = QShortcut(QKeySequence("Space"), w.results_view)
     play.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
     play.activated.connect(w.results_view.controller.toggle)
     h = mb.addMenu("&Help")
+    _action(w, h, "Lessons…", lambda: w.browse_lessons(), tip="Short lessons on data assimilation and SDA")
     _action(w, h, "About SDA Studio", w.about)
     tb = w.addToolBar("Main")
     tb.setObjectName("main-toolbar")

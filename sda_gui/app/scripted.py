@@ -1,5 +1,6 @@
 """What scripts do with the main window: wait on the event loop, make sure a model exists,
-and ``--screenshot`` (a short assimilation of the current scenario, then a picture).
+``--screenshot`` (a short assimilation of the current scenario, then a picture) and
+``--lesson ID --screenshot`` (the lesson's scenario and its first step, then a picture).
 
 None of it is reached from the UI; ``main_window.run`` and the benchmarks call it.
 """
@@ -61,3 +62,23 @@ class ScriptedRuns:
             self.results_view.set_frame(self.results_view.controller.n_frames // 2)
         QApplication.processEvents()
         return self.grab().save(str(path))
+
+    def lesson_screenshot(self, path: str, lesson, timeout_s: float = 900.0) -> bool:
+        """Opens ``lesson``, runs what its first step needs, and saves the window with the lesson dock."""
+        self.state.ensure_engine()
+        self.open_lesson(lesson)
+        runner, dock = self.lesson_runner, self.lesson_dock
+        self.wait_for(lambda: not runner.waiting_truth and not self.system_panel.runner.running, timeout_s)
+        busy = lambda: any(r.running for r in (self.assimilation_panel.runner, self.compare_panel.runner,
+                                               runner.record_runner))
+        if dock.n_pages > 1:
+            dock.next()
+            dock.do_it()
+            self.wait_for(lambda: not busy(), timeout_s)
+        if self.results_view.shown is not None:
+            self.results_view.pause()
+            self.results_view.set_frame(self.results_view.controller.n_frames // 2)
+        dock.refresh_check()
+        QApplication.processEvents()
+        return self.grab().save(str(path))
+

@@ -37,6 +37,8 @@ from .file_actions import FileActions  # noqa: E402
 from .grid_editor import GridEditor  # noqa: E402
 from .menus import build_menus  # noqa: E402
 from .compare_panel import ComparePanel  # noqa: E402
+from .lesson_dock import LessonBrowser, LessonDock  # noqa: E402
+from .lesson_runner import LessonRunner  # noqa: E402
 from .results_view import ResultsView  # noqa: E402
 from .scenario import DEFAULT_SCENARIO  # noqa: E402
 from .scripted import ScriptedRuns  # noqa: E402
@@ -137,6 +139,17 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
         # one place answers every "discard unsaved work?" question
         for panel in (self.system_panel, self.training_panel):
             panel.confirm = lambda text: self.confirm(text)
+
+        # the lesson dock shares the left area with Setup: the window keeps its 1280-pixel width
+        self.lesson_runner = LessonRunner(self)
+        self.lesson_dock = LessonDock(self.lesson_runner, self)
+        self.lesson_dock.setObjectName("lesson-dock")
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.lesson_dock)
+        self.tabifyDockWidget(self.dock, self.lesson_dock)
+        self.lesson_dock.hide()
+        self.lesson_runner.changed.connect(self.lesson_dock.refresh_check)
+        self.lesson_runner.message.connect(self.show_message)
+        self.compare_panel.comparisonChanged.connect(self.lesson_runner.changed.emit)
 
         build_menus(self)
         self._update_actions(False)
@@ -284,6 +297,32 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
     def assimilate(self) -> bool:
         return self.assimilation_panel.assimilate()
 
+    # lessons ----------------------------------------------------------------------------
+    def open_lesson(self, lesson) -> None:
+        """Shows ``lesson`` in the lesson dock and sets up its scenario."""
+        self.lesson_dock.show()
+        self.lesson_dock.raise_()
+        self.lesson_dock.set_lesson(lesson)
+
+    def browse_lessons(self, from_file: bool = False) -> bool:
+        """Help › Lessons (or File › Open lesson…): pick one and open it."""
+        browser = LessonBrowser(self)
+        if from_file:
+            lesson = browser.open_file()
+            if lesson is None:
+                if browser.error.isVisible():
+                    self.show_error(browser.error.text())
+                return False
+        elif not browser.exec() or browser.chosen is None:
+            return False
+        self.open_lesson(browser.chosen)
+        return True
+
+    def set_presenter_mode(self, on: bool) -> None:
+        from .presenter import set_presenter_mode
+
+        set_presenter_mode(self, on)
+
     def cancel(self):
         self.assimilation_panel.cancel()
         self.system_panel.cancel()
@@ -346,6 +385,7 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
         """
         self._shut_down = True
         self.results_view.pause()
+        self.lesson_runner.shutdown(timeout_s)
         runners = self._runners()
         for runner in runners.values():
             runner.request_stop()

@@ -2,7 +2,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install bench clean
+.PHONY: run test install install-test bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -14,12 +14,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
+# the tests also compare the classical methods with DAPPER (a test oracle, never used by the app)
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[dev,dapper]"
+	touch $@
+
 install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
 
 run: install
 	$(BIN)/python main.py
 
-test: install
+test: install-test
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 clean:

@@ -11,12 +11,12 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q --index-url https://download.pytorch.org/whl/cpu torch
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,netcdf]"
 	touch $@
 
 # the tests also compare the classical methods with DAPPER (a test oracle, never used by the app)
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[dev,dapper]"
+	$(BIN)/pip install -q -e ".[dev,netcdf,dapper]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -11,7 +11,7 @@ set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 PY=${PY:-python3}
 O=${OUT:-out}; mkdir -p "$O"
-KOL=${KOLMOGOROV_MODEL:-resources/models/kolmogorov_unet.pt}
+KOL=${KOLMOGOROV_MODEL:-sda_gui/resources/models/kolmogorov_unet.pt}
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader | tee "$O/gpu.txt"
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 timeout 300 $PY -m pytest -q -p no:cacheprovider tests/test_core_cuda_graph.py tests/test_core_guidance.py 2>&1 | tail -4

@@ -3,7 +3,7 @@
 # and scores each on the paper's Figure-3 protocol (W1 to a 16384-particle BPF posterior).
 #
 # k = 2 at three widths shows that the network size does not limit accuracy; k = 3 (the
-# shipped resources/models/lorenz63.pt) shows that the window does; τ = 0.5 shows that the
+# shipped sda_gui/resources/models/lorenz63.pt) shows that the window does; τ = 0.5 shows that the
 # sampler's τ does too. Needs a CUDA GPU (about 25 min on one H100).
 #
 #   OUT=out bash scripts/compare_lorenz63_networks_gpu.sh      (from the repository root)

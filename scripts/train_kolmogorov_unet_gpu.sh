@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains resources/models/kolmogorov_unet.pt (see resources/models/README.md): Kolmogorov
+# Trains sda_gui/resources/models/kolmogorov_unet.pt (see sda_gui/resources/models/README.md): Kolmogorov
 # data simulated at 256² and coarsened to 64² velocity, then the preconditioned U-Net
 # 64/128/256 × 2 blocks in time-limited chunks, each resuming the last, on one CUDA GPU.
 #

@@ -254,12 +254,13 @@ def test_bad_argument(case, files, tmp_path, monkeypatch, capfd):
 def test_every_option_has_help_and_system_lists_its_choices():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert set(commands) == {"simulate", "train", "assimilate", "compare", "evaluate", "bench"}
+    assert set(commands) == {"simulate", "observe", "train", "assimilate", "compare", "evaluate", "bench", "lessons"}
     for name, sub in commands.items():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
         options = {o for a in sub._actions for o in a.option_strings}
-        assert {"--threads", "-v", "-q", "--device"} <= options, name
+        # listing lessons computes nothing: no device or threads to choose
+        assert ({"-v", "-q"} if name == "lessons" else {"--threads", "-v", "-q", "--device"}) <= options, name
         text = sub.format_help()
         assert "default:" in text
         if "--system" in options and name != "evaluate":           # evaluate's protocol is Lorenz-63's

@@ -193,7 +193,9 @@ def test_compare_writes_a_report_for_each_truth_format(workdir, capfd):
                    "--device", "cpu", "--out-dir", str(out)])
         captured = capfd.readouterr()
         assert rc == 0, captured.err
-        assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.md", "compare.png"]
+        assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.md", "compare.png", "provenance.json"]
+        record = json.loads((out / "provenance.json").read_text())
+        assert record["truth"]["path"] == str((workdir / source).resolve()) and record["seeds"] == {"seed": 0}
         table = (out / "compare.md").read_text()
         assert "Particle filter" in table and "Regularised PF" in table
         assert "compare: bpf: RMSE" in captured.err and str(out / "compare.md") in captured.out

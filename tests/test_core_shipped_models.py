@@ -1,4 +1,4 @@
-"""The models in ``resources/models``: each loads, fits its system and was trained to the end."""
+"""The models in ``sda_gui/resources/models``: each loads, fits its system and was trained to the end."""
 
 from __future__ import annotations
 

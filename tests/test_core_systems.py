@@ -198,12 +198,12 @@ def test_bad_dataset_files(tmp_path):
     (tmp_path / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
     expect(tmp_path / "corrupt.npy", "cannot read corrupt.npy")
     np.savez(tmp_path / "two.npz", a=np.zeros((2, 5, 3)), b=np.zeros((2, 5, 3)))
-    expect(tmp_path / "two.npz", "no 'trajectories' array")
+    expect(tmp_path / "two.npz", r"holds several arrays \(a, b\); choose one with --variable NAME")
     import h5py
 
     with h5py.File(tmp_path / "empty.h5", "w") as f:
         f.create_dataset("other", data=np.zeros(3))
-    expect(tmp_path / "empty.h5", "no 'trajectories' dataset")
+    expect(tmp_path / "empty.h5", r"no numeric array of at least 2 dimensions \(found other\)")
     np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object))
     expect(tmp_path / "pickled.npy", "cannot read")
 

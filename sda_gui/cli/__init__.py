@@ -1,4 +1,4 @@
-"""Command line: ``python -m sda_gui simulate | train | assimilate | compare | evaluate | bench | lessons``.
+"""Command line: ``python -m sda_gui simulate | observe | train | assimilate | compare | evaluate | bench | lessons``.
 
 Every run takes three stages, the same for each subcommand:
 
@@ -26,11 +26,11 @@ __all__ = ["main", "build_parser", "CliError"]
 
 def _commands():
     from .run_assim import cmd_assimilate, cmd_bench, cmd_compare, cmd_evaluate
-    from .run_data import cmd_simulate, cmd_train
+    from .run_data import cmd_observe, cmd_simulate, cmd_train
     from .run_lessons import cmd_lessons
 
     return {"simulate": cmd_simulate, "train": cmd_train, "assimilate": cmd_assimilate, "compare": cmd_compare,
-            "evaluate": cmd_evaluate, "bench": cmd_bench, "lessons": cmd_lessons}
+            "evaluate": cmd_evaluate, "bench": cmd_bench, "lessons": cmd_lessons, "observe": cmd_observe}
 
 
 def _expected_errors() -> tuple:

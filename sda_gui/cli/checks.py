@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Optional
 
 __all__ = ["CliError", "at_least", "above", "inside", "odd_at_least", "check_ranges", "int_list", "name_list",
            "parse_params", "check_system", "check_params", "check_input", "check_output", "check_out_dir",
-           "SEED_LIMIT"]
+           "load_plugins", "SEED_LIMIT"]
 
 SEED_LIMIT = 2 ** 63
 Rule = Callable[[str, object], None]
@@ -132,20 +132,44 @@ _PARAM_RULES: dict[str, Rule] = {
 }
 
 
-def check_params(system_name: str, params: dict, where: str = "--param") -> dict:
-    """Every value a finite number, known to the system, in range; integers where the system wants them."""
-    from sda_gui.core.systems import SYSTEMS
+def _system_class(system_name: str):
+    from sda_gui.core.systems import SYSTEMS, system_names
 
+    if system_name not in SYSTEMS:
+        system_names()                                   # installed packages' entry points, once
     cls = SYSTEMS.get(system_name)
     if cls is None:
-        raise CliError(f"unknown system '{system_name}' (known: {', '.join(sorted(SYSTEMS))})")
-    known = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+        raise CliError(f"unknown system '{system_name}' (known: {', '.join(sorted(SYSTEMS))}; a plugin's system "
+                       f"needs --system-file PATH.py)")
+    return cls
+
+
+def check_params(system_name: str, params: dict, where: str = "--param") -> dict:
+    """Every value a finite number, known to the system, in range; integers where the system wants them.
+
+    The ranges of ``_PARAM_RULES`` are the built-in systems'; a plugin's parameter must be a
+    finite number, whole where its default is. A data system's parameters (names, lists of
+    numbers) are checked by its own constructor.
+    """
+    from sda_gui.core.systems import BUILTIN_SYSTEMS
+
+    cls = _system_class(system_name)
+    if not getattr(cls, "has_dynamics", True):
+        return dict(params)
+    signature = inspect.signature(cls.__init__).parameters
+    known = [n for n in signature if n != "self"]
+    builtin = BUILTIN_SYSTEMS.get(system_name) is cls
     out = {}
     for key, value in params.items():
         if key not in known:
             raise CliError(f"{where}: {system_name} has no parameter '{key}' (its parameters: {', '.join(known)})")
-        rule = _PARAM_RULES.get(key)
-        integer = key in ("burn_in", "resolution", "size", "n")
+        default = signature[key].default
+        if builtin:
+            rule = _PARAM_RULES.get(key)
+            integer = key in ("burn_in", "resolution", "size", "n")
+        else:
+            rule = None
+            integer = isinstance(default, int) and not isinstance(default, bool)
         option = f"{where} {key}"
         (rule or at_least(-math.inf, integer=False))(option, value)
         _number(option, value, integer)
@@ -158,11 +182,15 @@ def check_system(name: Optional[str], params: Optional[dict] = None, where: str 
     from sda_gui.core.systems import make_system
 
     if not name:
-        raise CliError("pass --system")
+        raise CliError("pass --system (a built-in system, or one from --system-file PATH.py)")
+    from sda_gui.core.systems import BUILTIN_SYSTEMS
+
     params = check_params(name, params or {}, where)
+    # a plugin's constructor may raise anything for a bad value; a built-in's raises these
+    expected = (TypeError, ValueError, ArithmeticError) if name in BUILTIN_SYSTEMS else Exception
     try:
         system = make_system(name, **params)
-    except (TypeError, ValueError, ArithmeticError) as exc:
+    except expected as exc:
         raise CliError(f"bad parameter for {name}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
     if not (math.isfinite(system.dt) and system.dt > 0):
         raise CliError(f"{name}: the time step must be finite and > 0, got {system.dt}")
@@ -225,3 +253,18 @@ def check_out_dir(path, option: str = "--out-dir") -> Path:
         raise CliError(f"{option}: {path} is a file, not a folder")
     _writable_folder(p, option, path)
     return p
+
+
+def load_plugins(args) -> list[str]:
+    """Runs every ``--system-file`` and ``--operator-file`` given; the systems they registered."""
+    from sda_gui.core.observation import ObservationError
+    from sda_gui.core.systems.plugins import PluginError, load_system_file
+
+    names = []
+    for dest in ("system_file", "operator_file"):
+        for path in getattr(args, dest, None) or []:
+            try:
+                names += load_system_file(path)
+            except (PluginError, ObservationError) as exc:
+                raise CliError(f"--{dest.replace('_', '-')}: {exc}") from None
+    return names

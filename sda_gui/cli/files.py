@@ -1,7 +1,8 @@
 """The command line's own outputs: posterior files and report folders, never half-written.
 
 A posterior file (every method writes the same one) holds ``samples``
-``(N, L, *state_shape)`` float32 and ``settings``, a JSON record of the run: the
+``(N, L, *state_shape)`` float32 and ``settings`` (in a netCDF file: the ``meta``
+attribute), a JSON record of the run: the
 method and its settings, the system, members, seed, device, model, seconds and the
 method's diagnostics. It goes through ``core.datasets.write_arrays`` (atomic).
 
@@ -46,10 +47,16 @@ def json_safe(value):
     return str(value)
 
 
-def write_posterior(path, members, record: dict) -> None:
+def write_posterior(path, members, record: dict, system=None) -> None:
+    """``.npz``/``.h5``: ``samples`` and ``settings`` (JSON); netCDF: ``samples(sample, time, *state)``
+    with the system's coordinates and the record as the ``meta`` attribute (``core.netcdf``)."""
     from sda_gui.core.datasets import write_arrays
+    from sda_gui.core.netcdf import is_netcdf, write_samples_nc
 
     samples = np.asarray(members.numpy() if hasattr(members, "numpy") else members, dtype=np.float32)
+    if is_netcdf(path):
+        write_samples_nc(path, samples, system, json_safe(record))
+        return
     write_arrays(path, {"samples": samples}, {"settings": json.dumps(json_safe(record))})
 
 

@@ -100,6 +100,29 @@ def _simulate(sub):
     return s
 
 
+def _observe(sub):
+    o = sub.add_parser("observe", help="make an observation file from a truth file and a pattern rule",
+                       description="Noisy observations y = A(x)[mask] + std·ε of one trajectory of a truth file: "
+                                   "every n-th state, every m-th variable (grid point along each spatial axis of a "
+                                   "field), a random density, through an operator.")
+    o.add_argument("--truth", required=True, help="trajectory file (.h5/.nc/.npz/.npy) as simulate writes")
+    o.add_argument("--variable", metavar="NAME", help="the array or netCDF variable of --truth, when it holds several")
+    o.add_argument("--trajectory", type=int, default=0, help="which trajectory of the file (≥ 0)")
+    o.add_argument("--every-states", type=int, default=1, help="observe every n-th state (≥ 1)")
+    o.add_argument("--every-variables", type=int, default=1,
+                   help="observe every m-th variable of a vector state, every m-th grid point of a field (≥ 1)")
+    o.add_argument("--density", type=float, help="keep each selected entry with this probability (0 < d ≤ 1)")
+    o.add_argument("--operator", help="observation operator: stages joined by +, among identity, coarsen:N, "
+                                      "subsample:N, vorticity, saturate, plugin:NAME (e.g. vorticity+saturate)")
+    o.add_argument("--std", type=float, default=0.1, help="observation noise standard deviation (> 0)")
+    o.add_argument("--system-file", action="append", metavar="PATH.py",
+                   help="a plugin file whose system the truth belongs to (loaded as by --system-file elsewhere)")
+    _operator_file(o)
+    o.add_argument("--out", required=True, help="observation file (.npz, .h5 or netCDF .nc); replaced atomically")
+    _common(o)
+    return o
+
+
 def _train(sub):
     t = sub.add_parser("train", help="train a local score model",
                        description="Train a local score model on a trajectory file or on freshly simulated data.")
@@ -260,6 +283,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            parser_class=OneLineParser)
-    for make in (_simulate, _train, _assimilate, _compare, _evaluate, _bench, _lessons):
+    for make in (_simulate, _observe, _train, _assimilate, _compare, _evaluate, _bench, _lessons):
         make(sub).formatter_class = _Formatter
     return p

@@ -41,14 +41,22 @@ def cmd_assimilate(args, plan, say):
         return 0
     result = results[-1]
     result.members = members
+    from sda_gui.core.systems.plugins import source_of
+
     record = {"method": result.method, "system": plan.system.name, "params": plan.system.params,
+              "system_source": source_of(plan.system),
               "samples": args.samples, "seed": args.seed, "device": str(plan.device), "seconds": seconds,
               "model": str(args.model or "default") if plan.model is not None else None, **result.settings,
               "method_settings": result.settings, "diagnostics": result.diagnostics,
               "processes": dist.world_size}
     if plan.model is not None:
         record["k"] = plan.model.k
-    write_posterior(plan.out, result.members, record)
+    from sda_gui.core.provenance import provenance
+
+    record["provenance"] = provenance(system=plan.system, model=plan.model, observation_path=args.observations,
+                                      settings={"method": result.method, "samples": args.samples,
+                                                **result.settings}, seeds={"seed": args.seed})
+    write_posterior(plan.out, result.members, record, plan.system)
     say.result(f"{args.samples} {result.method} members of {obs.length} states in {seconds:.2f} s on "
                f"{plan.device} -> {plan.out}")
 
@@ -77,9 +85,28 @@ def cmd_compare(args, plan, say):
     with staged_dir(plan.out_dir) as stage:
         written = write_compare_report(rows, members_by_method(rows), plan.truth, plan.observation, stage,
                                        variable_names=plan.system.variable_names)
+        written["provenance"] = _write_provenance(stage / "provenance.json", args, plan)
         paths = moved(written, stage, plan.out_dir)
     say.result(f"compared {', '.join(plan.methods)} in {time.perf_counter() - t0:.1f} s -> "
                f"{', '.join(str(p) for p in paths.values())}")
+
+
+def _write_provenance(path, args, plan):
+    """The compare report's record: versions, system, model, observation and truth files, settings, seed."""
+    import json
+
+    from sda_gui.core.provenance import file_record, provenance
+
+    from .files import json_safe
+
+    record = provenance(system=plan.system, model=plan.model, observation_path=args.observations,
+                        settings={"methods": plan.methods, "samples": args.samples, "settings": plan.settings},
+                        seeds={"seed": args.seed}, truth=file_record(args.truth))
+    from sda_gui.core.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(json_safe(record), indent=1), encoding="utf-8")
+    return str(path)
 
 
 def cmd_evaluate(args, plan, say):

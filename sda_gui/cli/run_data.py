@@ -1,4 +1,5 @@
-"""``simulate`` and ``train``: trajectories into a file, and a score model trained on them.
+"""``simulate``, ``observe`` and ``train``: trajectories into a file, observations of one, and a score
+model trained on them.
 
 Both receive the validated ``Plan`` (``cli.validate``): the system, device, any
 data already read and checked, and the exact output path. Files are written
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-__all__ = ["cmd_simulate", "cmd_train"]
+__all__ = ["cmd_simulate", "cmd_observe", "cmd_train"]
 
 
 def cmd_simulate(args, plan, say):
@@ -23,8 +24,32 @@ def cmd_simulate(args, plan, say):
     x = system.simulate(args.trajectories, args.length, seed=args.seed, device=plan.device,
                         progress=lambda done, total: progress(done, total))
     seconds = time.perf_counter() - t0
-    save_trajectories(plan.out, x, system, {"seed": args.seed, "seconds": seconds})
+    from sda_gui.core.provenance import provenance
+
+    meta = {"seed": args.seed, "seconds": seconds,
+            "provenance": provenance(system=system, settings={"trajectories": args.trajectories, "length": args.length,
+                                                              "device": str(plan.device)}, seeds={"seed": args.seed})}
+    save_trajectories(plan.out, x, system, meta)
     say.result(f"simulated {tuple(x.shape)} {system.title} states in {seconds:.1f} s -> {plan.out}")
+
+
+def cmd_observe(args, plan, say):
+    from sda_gui.api import observe
+    from sda_gui.core.netcdf import is_netcdf, write_observation_nc
+    from sda_gui.core.provenance import provenance
+
+    obs = observe(plan.truth, every_states=args.every_states, every_variables=args.every_variables,
+                  density=args.density, operator=args.operator, std=args.std, seed=args.seed)
+    if is_netcdf(plan.out):
+        record = provenance(system=plan.system, data_path=args.truth,
+                            settings={k: getattr(args, k) for k in ("trajectory", "every_states", "every_variables",
+                                                                    "density", "operator", "std", "variable")},
+                            seeds={"seed": args.seed})
+        write_observation_nc(plan.out, obs, plan.system, record)
+    else:
+        obs.save(plan.out)
+    say.result(f"observed {obs.count} entries of {obs.length} states (std {args.std:g}"
+               f"{', operator ' + obs.operator if obs.operator else ''}) -> {plan.out}")
 
 
 def cmd_train(args, plan, say):
@@ -63,6 +88,13 @@ def cmd_train(args, plan, say):
     if history["stopped"]:
         say.info(f"train: time limit reached after {done} steps; the model so far is saved")
     out = Path(plan.out)
+    from sda_gui.core.provenance import add_to_checkpoint, file_record
+
+    # the data the model saw: the file given, or the simulation's settings and seed
+    origin = {"data": file_record(args.data)} if args.data else \
+        {"data": {"simulated": True, "trajectories": args.trajectories, "length": args.length, "seed": args.data_seed}}
+    add_to_checkpoint(plan.out, dict(origin, seeds={"seed": args.seed, "data_seed": plan.data_seed},
+                                     settings=dict(vars(config))))
     if args.half:
         from sda_gui.core.diffusion.checkpoint import save_checkpoint
 

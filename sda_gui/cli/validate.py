@@ -20,6 +20,9 @@ from .checks import (SEED_LIMIT, CliError, above, at_least, check_input, check_o
                      check_ranges, check_system, inside, int_list, load_plugins, name_list, odd_at_least,
                      parse_params)
 from .parser import GUIDANCES
+from .validate_inputs import data_system as _data_system
+from .validate_inputs import ensure_source as _ensure_source
+from .validate_inputs import observe as _observe
 from .resources import check_fits, method_bytes, oom_hint, simulation_bytes
 
 __all__ = ["validate", "Plan", "SDA_OPTIONS", "METHOD_OPTIONS"]
@@ -39,6 +42,8 @@ RANGES = {
               "kernel": odd_at_least(1), "blocks": at_least(1), "emb": at_least(2), "lr": above(0),
               "weight_decay": at_least(0, integer=False), "val_fraction": inside(0, 1), "time_limit": above(0),
               "save_every": at_least(0), "data_seed": at_least(0)},
+    "observe": {"trajectory": at_least(0), "every_states": at_least(1), "every_variables": at_least(1),
+                "std": above(0)},
     "assimilate": METHOD_RANGES,
     "compare": METHOD_RANGES,
     "evaluate": {"cases": at_least(1), "samples": at_least(1), "particles": at_least(1), "steps": at_least(1),
@@ -72,7 +77,7 @@ def validate(args) -> Plan:
             raise CliError(f"--{dest.replace('_', '-')} must satisfy 0 ≤ seed < 2^63, got {value}")
     plan = Plan(device=_device(args))
     plan.plugins = load_plugins(args)
-    return {"simulate": _simulate, "train": _train, "assimilate": _assimilate, "compare": _compare,
+    return {"simulate": _simulate, "observe": _observe, "train": _train, "assimilate": _assimilate, "compare": _compare,
             "evaluate": _evaluate, "bench": _bench, "lessons": _lessons}[args.command](args, plan)
 
 
@@ -116,40 +121,6 @@ def _check_network(arch: dict, k: int, system) -> None:
     except (TypeError, ValueError) as exc:
         raise CliError(f"the {arch.get('name')} network does not fit {system.name} states "
                        f"{tuple(system.state_shape)}: {str(exc).splitlines()[0]}") from None
-
-
-def _ensure_source(meta: dict) -> None:
-    """A data file simulated from a plugin's system: that plugin, loaded from where the file says."""
-    from sda_gui.core.systems.plugins import PluginError, ensure_system
-
-    source = meta.get("system_source")
-    try:
-        ensure_system({"name": meta["system"], **({"source": source} if isinstance(source, dict) else {})})
-    except PluginError as exc:
-        raise CliError(f"--data: {exc}") from None
-
-
-def _data_system(args, data_path, params: dict, k: int):
-    """The data system of a file that names no system, and its checked trajectories."""
-    from sda_gui.core.datasets import load_trajectories
-    from sda_gui.core.systems.data import DataSystem, data_system_name
-
-    if params:
-        raise CliError("--param: the data names no system, so there is none to set (a data system's time step: "
-                       "--dt; or pass --system NAME to read the data as that system)")
-    if args.dt is not None and not (args.dt > 0 and args.dt < float("inf")):
-        raise CliError(f"--dt must be a finite number > 0, got {args.dt}")
-    data, found = load_trajectories(data_path, None, min_length=2 * k + 1, variable=args.variable)
-    dims = list(found.get("dims") or [])[1:]
-    try:
-        system = DataSystem.from_trajectories(
-            data, data_system_name(found.get("name") or data_path.stem), found.get("variable_names"),
-            args.dt or found.get("dt") or 1.0, units=found.get("units", ""),
-            dims=dims if len(dims) == data.ndim - 2 else None,
-            origin=DataSystem.origin_of(data_path, found.get("variable")), title=found.get("name", ""))
-    except ValueError as exc:
-        raise CliError(f"--data: {exc}") from None
-    return system, data
 
 
 def _train(args, plan):

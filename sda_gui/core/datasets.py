@@ -2,8 +2,10 @@
 
 An HDF5 dataset holds ``trajectories`` (float32, ``(M, T, *state_shape)``) and
 attributes ``system`` (name), ``params`` (JSON) plus any extra metadata (JSON).
-``.npz`` files are read from their ``trajectories`` entry (or their only array);
-a single trajectory ``(T, *s)`` is accepted and becomes ``(1, T, *s)``.
+Files from elsewhere may name their data anything: ``.h5`` and ``.npz`` files are read
+from ``trajectories``, else their only numeric array, else the one ``variable`` names
+(the error lists the candidates); netCDF files (``.nc``) go through ``core.netcdf``.
+A single trajectory ``(T, *s)`` is accepted and becomes ``(1, T, *s)``.
 
 ``write_arrays`` is the one writer of ``.npz``/``.h5`` array files (trajectories,
 observations, posterior samples): the whole file goes to a temporary beside the
@@ -83,6 +85,11 @@ def write_arrays(path, arrays: dict, attrs: Optional[dict] = None, compress: boo
 
 def save_trajectories(path, x, system=None, meta: Optional[dict] = None) -> None:
     arr = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float32)
+    from .netcdf import is_netcdf, write_trajectories_nc
+
+    if is_netcdf(path):
+        write_trajectories_nc(path, arr, system, meta)
+        return
     attrs = {"meta": json.dumps(meta or {})}
     if system is not None:
         attrs.update(system=system.name, params=json.dumps(system.params))
@@ -127,6 +134,10 @@ def read_metadata(path) -> dict:
     """``system``, ``params`` and the extra metadata of an HDF5 dataset without reading its data
     (``{}`` for other files); DatasetError when they are unreadable."""
     path = Path(path)
+    from .netcdf import is_netcdf
+
+    if is_netcdf(path):
+        return _netcdf_metadata(path)
     if path.suffix not in (".h5", ".hdf5"):
         return {}
     meta: dict = {}
@@ -145,36 +156,123 @@ def read_metadata(path) -> dict:
     return meta
 
 
-def load_trajectories(path, state_shape: Optional[tuple] = None, min_length: int = 2):
-    """``(trajectories (M, T, *s) float32, meta dict)``; raises DatasetError on a bad file."""
+def _netcdf_metadata(path: Path) -> dict:
+    from .netcdf import require_xarray
+
+    xr = require_xarray()
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            attrs = dict(ds.attrs)
+    except Exception as exc:
+        raise DatasetError(f"cannot read {path.name}: {first_line(exc)}") from None
+    meta: dict = {}
+    try:
+        if "system" in attrs:
+            meta["system"] = str(attrs["system"])
+            meta["params"] = json.loads(attrs.get("params", "{}"))
+            if "system_source" in attrs:
+                meta["system_source"] = json.loads(attrs["system_source"])
+        meta.update(json.loads(attrs.get("meta", "{}")))
+    except (TypeError, ValueError):
+        raise DatasetError(f"{path.name}: its system metadata is malformed") from None
+    return meta
+
+
+def _choose_array(names: list, candidates: list, variable: Optional[str], name: str) -> str:
+    """Which array of a file holds the trajectories: ``variable``, ``trajectories`` or the only one."""
+    if variable:
+        if variable not in names:
+            raise DatasetError(f"{name}: no array named '{variable}' (its arrays: {', '.join(names) or 'none'})")
+        return variable
+    if "trajectories" in names:
+        return "trajectories"
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise DatasetError(f"{name}: no numeric array of at least 2 dimensions (found {', '.join(names) or 'none'})")
+    raise DatasetError(f"{name} holds several arrays ({', '.join(candidates)}); choose one with --variable NAME")
+
+
+def _attr_meta(attrs) -> dict:
+    """``dt`` and variable names stated as attributes of an array from elsewhere."""
+    meta = {}
+    for key in ("dt", "time_step", "delta_t"):
+        if key in attrs:
+            try:
+                meta["dt"] = float(np.asarray(attrs[key]).item())
+            except (TypeError, ValueError):
+                pass
+            break
+    for key in ("variable_names", "variables"):
+        if key in attrs:
+            value = attrs[key]
+            if isinstance(value, (str, bytes)):
+                text = value.decode() if isinstance(value, bytes) else value
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    value = [v.strip() for v in text.split(",")]
+            meta["variable_names"] = [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(value)]
+            break
+    return meta
+
+
+def _read_h5(path: Path, variable: Optional[str]):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        names, candidates = [], []
+
+        def visit(key, obj):
+            if isinstance(obj, h5py.Dataset):
+                names.append(key)
+                if obj.ndim >= 2 and obj.dtype.kind in "fiu":
+                    candidates.append(key)
+
+        f.visititems(visit)
+        key = _choose_array(names, candidates, variable, path.name)
+        arr = f[key][()]
+        meta = _attr_meta(dict(f.attrs))
+        meta.update(_attr_meta(dict(f[key].attrs)))
+        if variable:
+            meta["variable"] = key
+    return arr, meta
+
+
+def load_trajectories(path, state_shape: Optional[tuple] = None, min_length: int = 2,
+                      variable: Optional[str] = None):
+    """``(trajectories (M, T, *s) float32, meta dict)``; raises DatasetError on a bad file.
+
+    ``variable`` names the array (or netCDF variable) to read when a file holds several. ``meta``
+    holds the file's system metadata when it has some, and what it says of the data (``dt``,
+    ``variable_names``, ``name``) when it does.
+    """
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"file not found: {path}")
     if path.is_dir():
         raise DatasetError(f"{path} is a folder, not a trajectory file")
+    from .netcdf import is_netcdf, read_trajectories_nc
+
     meta: dict = {}
     try:
-        if path.suffix in (".h5", ".hdf5"):
-            import h5py
-
-            with h5py.File(path, "r") as f:
-                if "trajectories" not in f or not isinstance(f["trajectories"], h5py.Dataset):
-                    raise DatasetError(f"{path.name}: no 'trajectories' dataset in this HDF5 file")
-                arr = f["trajectories"][()]
+        if is_netcdf(path):
+            arr, meta = read_trajectories_nc(path, variable)
+        elif path.suffix in (".h5", ".hdf5"):
+            arr, found = _read_h5(path, variable)
             meta = read_metadata(path)
+            meta.update({k: v for k, v in found.items() if k not in meta})
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as f:
                 keys = f.files
-                if "trajectories" in keys:
-                    arr = f["trajectories"]
-                elif len(keys) == 1:
-                    arr = f[keys[0]]
-                else:
-                    raise DatasetError(f"{path.name}: no 'trajectories' array (found {', '.join(keys) or 'none'})")
+                candidates = [k for k in keys if f[k].ndim >= 2 and f[k].dtype.kind in "fiu"]
+                key = _choose_array(keys, candidates, variable, path.name)
+                arr = f[key]
+                meta = {"variable": key} if variable else {}
         elif path.suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         else:
-            raise DatasetError(f"{path.name}: unsupported file type (use .h5, .npz or .npy)")
+            raise DatasetError(f"{path.name}: unsupported file type (use .h5, .nc, .npz or .npy)")
     except DatasetError:
         raise
     except Exception as exc:

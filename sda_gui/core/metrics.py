@@ -8,6 +8,14 @@
   observation std when samples explain the data as well as the truth does.
 - ``physical_residual``: RMS one-step transition error ``x_{i+1} − f(x_i)``
   (deterministic ``f``); true trajectories score the transition-noise level.
+
+Calibration scores of members ``(N, L, *state_shape)`` against a truth, defined
+in ``core.calibration`` and re-exported here: ``crps`` (fair ensemble CRPS),
+``rank_histogram`` and ``rank_flatness`` (``χ²/dof``), ``spread_skill``,
+``coverage`` (central intervals), ``rmse_time`` / ``spread_time`` (per state),
+``rmse_per_state`` / ``spread_per_state`` (DAPPER's time averages of those; the
+global ``rmse`` above is the RMS over every entry at once, never smaller) and
+``scores`` (all of them in one dict).
 """
 
 from __future__ import annotations
@@ -16,7 +24,12 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["w1", "rmse", "spread", "residual_std", "physical_residual", "summary"]
+from .calibration import (coverage, crps, rank_flatness, rank_histogram, rmse_per_state, rmse_time, scores,
+                          spread_per_state, spread_skill, spread_time)
+
+__all__ = ["w1", "rmse", "spread", "residual_std", "physical_residual", "summary",
+           "crps", "rank_histogram", "rank_flatness", "spread_skill", "coverage", "rmse_time", "spread_time",
+           "rmse_per_state", "spread_per_state", "scores"]
 
 
 def _np(x) -> np.ndarray:

@@ -7,10 +7,12 @@ With an operator (``"coarsen:n"``: block average over the spatial axes,
 ``"subsample:n"``: every n-th point along them) the mask, values and std live in
 the operator's output space ``(L, *op.output_shape(state_shape))`` and
 ``A(x) = op(x)[mask]``. Spatial axes are the last one of a 1-D state ``(N,)``
-and the last two of a field ``(C, H, W)``.
+and the last two of a field ``(C, H, W)``. Nonlinear and derived operators
+(``vorticity``, ``saturate``, ``plugin:NAME``) and chains of stages
+(``vorticity+saturate``) live in ``core.operators``, whose docstring gives the grammar.
 
-Files (``.npz`` or ``.h5``) hold ``mask``, ``values``, ``std`` and optionally
-``operator``; they are written atomically and read without unpickling.
+Files (``.npz``, ``.h5`` or netCDF ``.nc``) hold ``mask``, ``values``, ``std`` and
+optionally ``operator``; they are written atomically and read without unpickling.
 """
 
 from __future__ import annotations
@@ -39,9 +41,16 @@ def _spatial_dims(state_ndim: int) -> int:
 
 
 class Operator:
-    """A differentiable map from states ``(..., *state_shape)`` to an output grid."""
+    """A differentiable map from states ``(..., *state_shape)`` to an output grid.
+
+    It acts on each state alone (the guidance relies on it). ``linear``: whether its
+    Jacobian is the same everywhere; ``graph_safe``: whether ``gain`` never syncs with
+    the host (so a guided call can be captured in a CUDA graph).
+    """
 
     spec: Optional[str] = None
+    linear: bool = True
+    graph_safe: bool = True
 
     def output_shape(self, state_shape: tuple) -> tuple:
         return tuple(state_shape)
@@ -49,9 +58,10 @@ class Operator:
     def __call__(self, x: torch.Tensor, state_ndim: int) -> torch.Tensor:
         return x
 
-    def gain(self, scale2: torch.Tensor, state_ndim: int) -> torch.Tensor:
-        """``diag(J Jᵀ)`` of the operator composed with ``x = x_n · scale``: how a
-        unit isotropic variance in normalised units shows in the output."""
+    def gain(self, scale2: torch.Tensor, state_ndim: int, x: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``diag(J D Jᵀ)`` for the input variance ``D = scale2`` (with ``x = x_n · scale``: how a
+        unit isotropic variance in normalised units shows in the output). A nonlinear operator's
+        Jacobian is taken at the physical states ``x`` (linearised there); a linear one ignores it."""
         return scale2
 
 
@@ -81,7 +91,7 @@ class Coarsen(Operator):
         pooled = F.avg_pool2d(flat, f) if d == 2 else F.avg_pool1d(flat, f)
         return pooled.reshape(*lead, *pooled.shape[2:])
 
-    def gain(self, scale2, state_ndim):
+    def gain(self, scale2, state_ndim, x=None):
         # each output averages f^d inputs: Σ_j (s_j / f^d)² = mean(s²) / f^d
         return self(scale2, state_ndim) / self.factor ** _spatial_dims(state_ndim)
 
@@ -101,24 +111,18 @@ class Subsample(Operator):
         s = self.step
         return x[..., ::s, ::s] if _spatial_dims(state_ndim) == 2 else x[..., ::s]
 
-    def gain(self, scale2, state_ndim):
+    def gain(self, scale2, state_ndim, x=None):
         return self(scale2, state_ndim)
 
 
 def parse_operator(spec: Optional[str]) -> Operator:
-    """``None``/``""``/``"identity"`` → Identity; ``"coarsen:8"``; ``"subsample:4"``."""
+    """``None``/``""``/``"identity"`` → Identity; ``"coarsen:8"``; ``"subsample:4"``; ``"vorticity"``;
+    ``"saturate"``; ``"plugin:NAME"``; stages chained with ``+`` (``core.operators``)."""
     if spec is None or str(spec).strip() in ("", "identity", "none"):
         return Identity()
-    name, _, arg = str(spec).strip().partition(":")
-    try:
-        n = int(arg)
-    except ValueError:
-        raise ObservationError(f"operator '{spec}' needs an integer argument, e.g. coarsen:8") from None
-    if name == "coarsen":
-        return Coarsen(n)
-    if name == "subsample":
-        return Subsample(n)
-    raise ObservationError(f"unknown observation operator '{spec}' (known: coarsen:n, subsample:n)")
+    from .operators import build_operator
+
+    return build_operator(str(spec).strip())
 
 
 @dataclass
@@ -194,7 +198,11 @@ class Observation:
         """Writes ``.npz`` or ``.h5`` atomically (``datasets.write_arrays``): a failed write raises
         ``WriteError`` and leaves the previous file as it was."""
         from .datasets import write_arrays
+        from .netcdf import is_netcdf, write_observation_nc
 
+        if is_netcdf(path):
+            write_observation_nc(path, self)
+            return
         data = {"mask": self.mask, "values": self.values.astype(np.float32),
                 "std": np.asarray(self.std, dtype=np.float32)}
         write_arrays(path, data, {"operator": self.operator} if self.operator else None, compress=True)
@@ -208,8 +216,13 @@ class Observation:
             raise ObservationError(f"observation file not found: {path}")
         if path.is_dir():
             raise ObservationError(f"{path} is a folder, not an observation file")
+        from .netcdf import is_netcdf, read_observation_nc
+
         try:
-            if path.suffix in (".h5", ".hdf5"):
+            if is_netcdf(path):
+                data = read_observation_nc(path)
+                op = data.pop("operator")
+            elif path.suffix in (".h5", ".hdf5"):
                 import h5py
 
                 with h5py.File(path, "r") as f:

@@ -2,7 +2,8 @@
 
 A checkpoint is a ``torch.save`` dict with ``format``, ``system`` (name and
 parameters), ``state_shape``, ``k``, ``arch``, ``normalization`` (mean, scale),
-``schedule``, ``training`` (settings, data seed, losses) and ``weights``
+``schedule``, ``training`` (settings, data seed, losses), ``provenance``
+(``core.provenance``: versions, the system's source, the data file) and ``weights``
 (optionally stored in float16 to keep shipped files small). A resumable training
 checkpoint also carries ``train_state`` (optimiser, learning-rate schedule, step).
 
@@ -30,7 +31,19 @@ __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "build_model
            "FORMAT"]
 
 FORMAT = "sda-studio-checkpoint/1"
-RESOURCES = Path(__file__).resolve().parents[3] / "resources" / "models"
+
+
+def _shipped_models_folder() -> Path:
+    """``sda_gui/resources/models`` of the installed package (package data, found through
+    ``importlib.resources``: a wheel and a source checkout alike). A package unpacked onto a
+    file system gives a real folder, which torch needs to read a file by path."""
+    from importlib.resources import files
+
+    return Path(str(files("sda_gui.resources").joinpath("models")))
+
+
+#: the shipped models: ``<system>.pt`` (the default) and ``<system>_*.pt``
+RESOURCES = _shipped_models_folder()
 
 
 class CheckpointError(ValueError):
@@ -89,6 +102,10 @@ def save_checkpoint(model: LocalScoreModel, path, training: Optional[dict] = Non
     }
     if train_state is not None:
         payload["train_state"] = train_state
+    from ..provenance import provenance
+
+    # versions and the system's source; the data file is added by the caller (provenance.add_to_checkpoint)
+    payload["provenance"] = dict(getattr(model, "provenance", None) or {}, **provenance(), system=dict(model.system))
     path = Path(path)
     # serialised in memory first: torch's file writer reports a failed disk write as a RuntimeError
     # of its internals; plain file IO reports it as the OSError it is
@@ -174,6 +191,8 @@ def load_checkpoint(path, device="cpu") -> LocalScoreModel:
     except (KeyError, RuntimeError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"model file {Path(path).name} is inconsistent: {first_line(exc)}") from None
     model.training_info = data.get("training", {})
+    model.provenance = data.get("provenance", {}) if isinstance(data.get("provenance"), dict) else {}
+    model.source_path = str(Path(path).resolve())
     return model.to(device).eval()
 
 
@@ -188,13 +207,16 @@ def check_model_for_system(model: LocalScoreModel, system) -> None:
 
 
 def model_system(model: LocalScoreModel, overrides: Optional[dict] = None):
-    """The system a model was trained on (its stored parameters, then ``overrides``); CheckpointError
-    when the stored parameters do not build a system."""
-    from ..systems import make_system
+    """The system a model was trained on (its stored parameters, then ``overrides``), its source
+    (a plugin file, a package) loaded first; CheckpointError when that source is missing or the
+    stored parameters do not build a system."""
+    from ..systems import system_from_config
+    from ..systems.plugins import PluginError
 
-    params = dict(model.system.get("params", {}), **(overrides or {}))
     try:
-        return make_system(model.system["name"], **params)
+        return system_from_config(model.system, **(overrides or {}))
+    except PluginError as exc:
+        raise CheckpointError(f"cannot rebuild the model's system: {first_line(exc)}") from None
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise CheckpointError(f"the model's system parameters are unusable: {first_line(exc)}") from None
 
@@ -205,6 +227,9 @@ def load_model_for(system_name: str, path=None, device="cpu", params: Optional[d
 
     The one model loader of the command line, the benchmarks and the scripts.
     """
+    if path is None and not default_model_path(system_name, device).exists():
+        raise CheckpointError(f"no model ships for the system '{system_name}'; train one (train --system "
+                              f"{system_name} … --out MODEL.pt) and pass --model MODEL.pt")
     model = load_checkpoint(path or default_model_path(system_name, device), device)
     if model.system.get("name") != system_name:
         raise CheckpointError(f"the model was trained for {model.system.get('name')}, not for {system_name}")

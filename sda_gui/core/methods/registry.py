@@ -74,6 +74,10 @@ def run_method(name: str, system, observation: Observation, n_members: int, sett
         raise MethodError("the number of members (samples) must be ≥ 1")
     if cls.needs_model and model is None:
         raise MethodError(f"{cls.title} needs a trained score model")
+    if not cls.needs_model and not getattr(system, "has_dynamics", True):
+        # every classical method steps the system's model forward; a data system has none
+        raise MethodError(f"{cls.title} needs the system's dynamics, and {system.name} is a data system (built "
+                          f"from trajectories, no transition): use sda with a model trained on the data")
     observation.validate(tuple(system.state_shape))
     if observation.length < 1:
         raise ObservationError("the observation covers no states")

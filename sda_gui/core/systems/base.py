@@ -13,10 +13,14 @@ from typing import Callable, Optional
 
 import torch
 
-__all__ = ["DynamicalSystem", "ProgressFn"]
+__all__ = ["DynamicalSystem", "ProgressFn", "NoDynamicsError"]
 
 # progress(done, total) -> None
 ProgressFn = Callable[[int, int], None]
+
+
+class NoDynamicsError(ValueError):
+    """The system has no transition (it was built from data); one line for the user."""
 
 
 class DynamicalSystem(ABC):
@@ -26,6 +30,13 @@ class DynamicalSystem(ABC):
     name: str = ""
     #: human readable title
     title: str = ""
+    #: whether ``prior`` and ``transition`` exist (False for a system built from trajectories)
+    has_dynamics: bool = True
+    #: names of the state's axes in files (None: ``variable`` for a vector, ``channel, y, x`` for a field)
+    state_dims: Optional[tuple] = None
+    #: units of the states and of time in files (None: dimensionless, model time units)
+    units: Optional[str] = None
+    time_units: Optional[str] = None
 
     @property
     @abstractmethod
@@ -124,8 +135,16 @@ class DynamicalSystem(ABC):
         return x * scale + mean
 
     def config(self) -> dict:
-        """``{"name": ..., "params": {...}}``: everything ``make_system`` needs."""
-        return {"name": self.name, "params": dict(self.params)}
+        """``{"name": ..., "params": {...}}``: everything ``make_system`` needs, plus ``source``
+        (where the class came from: a plugin file and its sha256, an entry point, data) for
+        any system that is not built in (``plugins.source_of``)."""
+        from .plugins import source_of
+
+        cfg = {"name": self.name, "params": dict(self.params)}
+        source = source_of(self)
+        if source.get("kind") != "builtin":
+            cfg["source"] = source
+        return cfg
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())

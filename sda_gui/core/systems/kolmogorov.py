@@ -304,6 +304,14 @@ class KolmogorovFlow(DynamicalSystem):
     def variable_names(self):
         return ["u", "v"]
 
+    #: the grid convention above: axis −2 is x, axis −1 is y
+    state_dims = ("channel", "x", "y")
+
+    def state_coords(self) -> dict:
+        """Cell positions on ``[0, 2π)`` along x and y (files' coordinates)."""
+        grid = [2 * math.pi * i / self.size for i in range(self.size)]
+        return {"x": grid, "y": grid}
+
     @property
     def params(self):
         return {"resolution": self.resolution, "size": self.size, "reynolds": self.reynolds,

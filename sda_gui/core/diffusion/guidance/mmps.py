@@ -79,7 +79,7 @@ class MMPSGuidance(Guidance):
             # rows where the Jacobian showed no positive curvature: unit-prior covariance
             stuck = (u == 0).all(-1, keepdim=True)
             if stuck.any():
-                u = torch.where(stuck, self._prior_solve(r, mu, sigma), u)
+                u = torch.where(stuck, self._prior_solve(r, mu, sigma, x_hat_d), u)
             score = torch.autograd.grad(x_hat, x, a_vjp(u)[0])[0]
         return eps.detach() - sigma * score
 
@@ -90,10 +90,11 @@ class MMPSGuidance(Guidance):
             eps = model(x, t)
             x_hat = (x - sigma * eps) / mu
         y_hat, a_vjp = torch.func.vjp(self.obs, x_hat)
-        u = self._prior_solve(self.obs.y - y_hat, mu, sigma)
+        u = self._prior_solve(self.obs.y - y_hat, mu, sigma, x_hat)
         score = mu / (mu ** 2 + sigma ** 2) * a_vjp(u)[0]   # (μ/σ²) V Aᵀ u
         return eps - sigma * score
 
-    def _prior_solve(self, r, mu, sigma):
-        """``(Σ_y + A V Aᵀ)⁻¹ r`` with ``V = σ²/(μ² + σ²) I`` (diagonal through ``gain``)."""
-        return r / (self.obs.var_y + sigma ** 2 / (mu ** 2 + sigma ** 2) * self.obs.gain)
+    def _prior_solve(self, r, mu, sigma, x_hat):
+        """``(Σ_y + A V Aᵀ)⁻¹ r`` with ``V = σ²/(μ² + σ²) I`` (diagonal through ``gain``, linearised
+        at ``x̂`` for a nonlinear operator)."""
+        return r / (self.obs.var_y + sigma ** 2 / (mu ** 2 + sigma ** 2) * self.obs.gain_at(x_hat))

@@ -4,7 +4,8 @@
 
 The gradient with respect to ``x(t)`` is taken by autograd through the network
 (the variance term is held constant). ``A Γ Aᵀ`` is approximated by its diagonal
-``γ · gain`` (exact for masks, coarsening and subsampling).
+``γ · gain`` (exact for masks, coarsening and subsampling; for a nonlinear operator
+the gain is linearised at the current estimate ``x̂``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class SDAGuidance(Guidance):
         mu, sigma = model.schedule(t)
         with torch.enable_grad():
             x, x_hat, eps = self._denoise_with_graph(model, x, t)
-            var = self.obs.var_y + (sigma / mu) ** 2 * self.gamma * self.obs.gain
+            var = self.obs.var_y + (sigma / mu) ** 2 * self.gamma * self.obs.gain_at(x_hat)
             r = self.obs.y - self.obs(x_hat)
             log_p = -0.5 * (r ** 2 / var).sum()
             (score,) = torch.autograd.grad(log_p, x)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import math
 
-import numpy as np
 import pytest
 
 from sda_gui.core.compare import compare, members_by_method, write_compare_report

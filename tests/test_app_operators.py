@@ -396,3 +396,19 @@ def test_assimilate_a_field_through_coarsen(window, qtbot, monkeypatch, tiny_une
     assert seen[0].operator == "coarsen:8" and seen[0].mask.shape == (6, 2, 4, 4)
     assert st.results.samples.shape == (2, 6, 2, 32, 32)
     assert np.isfinite(st.results.metrics["residual_std"])
+
+
+def test_an_operator_the_editor_cannot_paint_is_refused_in_one_line(window, tmp_path):
+    import numpy as np
+
+    from sda_gui.core.observation import Observation
+
+    shape = (window.state.length, *window.state.state_shape)
+    before = window.state.mask.copy()
+    obs = Observation(mask=np.ones(shape, bool), values=np.zeros(shape), std=1.0, operator="saturate")
+    path = tmp_path / "saturated.npz"
+    obs.save(path)
+    assert not window.grid_editor.load_observations(str(path))
+    text = window.grid_editor.observations.error.text()
+    assert "assimilated with" in text and "\n" not in text
+    assert np.array_equal(window.state.mask, before)

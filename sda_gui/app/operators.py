@@ -46,11 +46,28 @@ def parse_operator(spec: Optional[str]):
     return parse(spec)
 
 
+#: operators the editor paints on (a block or point grid); the core knows more (vorticity, …)
+EDITOR_KINDS = ("coarsen", "subsample")
+
+
 def normalize(spec: Optional[str]) -> Optional[str]:
-    """The canonical spec (``"coarsen:8"``), or None for the identity; raises on a bad spec."""
+    """The canonical spec (``"coarsen:8"``), or None for the identity; raises on a bad spec.
+
+    A valid spec the editor cannot paint on (``vorticity``, ``saturate``, a chain, a
+    plugin) is refused in one line: such observations are assimilated from the command
+    line or a script.
+    """
     if _is_identity(spec):
         return None
-    return parse_operator(spec).spec
+    canonical = parse_operator(spec).spec
+    kind, _, arg = str(canonical).partition(":")
+    if kind not in EDITOR_KINDS or not arg.isdigit():
+        from sda_gui.core.observation import ObservationError
+
+        raise ObservationError(f"the observation editor paints masks, block means and subsamples; "
+                               f"observations through '{canonical}' are assimilated with "
+                               f"'python -m sda_gui assimilate' or the script API")
+    return canonical
 
 
 def kind_of(spec: Optional[str]) -> str:

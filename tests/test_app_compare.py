@@ -73,3 +73,24 @@ def test_a_method_that_cannot_run_becomes_a_row_with_its_reason(window, qtbot, m
     rows = {r["method"]: r for r in panel.comparison.rows}
     assert rows["bpf"]["error"] == "refused on purpose" and np.isnan(rows["bpf"]["rmse"])
     assert "Could not run: Particle filter" in panel.status.text()
+
+
+def test_a_session_saves_and_reopens_the_comparison(window, qtbot, tmp_path):
+    panel = window.compare_panel
+    window.state.ensure_engine()
+    _tick(panel, ["letkf", "bpf"])
+    panel.members_spin.setValue(4)
+    with qtbot.waitSignal(panel.runner.finished, timeout=300_000):
+        assert panel.run()
+    rows = [(r["method"], r["rmse"]) for r in panel.comparison.rows]
+    members = {k: v.copy() for k, v in panel.comparison.members.items()}
+    path = tmp_path / "with-comparison.h5"
+    assert window.save_session(str(path))
+    panel.restore(None)
+    assert panel.comparison is None and panel.table.rowCount() == 0
+    window.confirm = lambda text: True
+    assert window.open_session(str(path))
+    again = panel.comparison
+    assert [(r["method"], r["rmse"]) for r in again.rows] == rows
+    assert all(np.array_equal(again.members[k], members[k]) for k in members)
+    assert panel.table.rowCount() == 2 and len(panel.plots.images) == 1 + 2 * 2

@@ -325,6 +325,28 @@ class ComparePanel(QWidget):
         self.plots.show_comparison(truth, comparison.curves, names, float(getattr(self.state.system, "dt", 1.0)),
                                    _observed_points(obs, self.state.state_shape), self.time_slider.value())
 
+    def restore(self, saved: Optional[dict]) -> None:
+        """Shows a comparison saved in a session (``None``: clears the tab)."""
+        if saved is None:
+            self.comparison = None
+            self.table.setRowCount(0)
+            self.plots.show_comparison(np.zeros((1, 1)), [], [])
+            self.export_button.setEnabled(False)
+            self.status.setText("Tick the methods to compare and press Compare.")
+            return
+        rows = [{**{k: math.nan for k, _, _ in COLUMNS}, "error": "", **row} for row in saved["rows"]]
+        rows = [{k: (math.nan if v is None else v) for k, v in row.items()} for row in rows]
+        curves = []
+        for row in rows:
+            m = saved["members"].get(row["method"])
+            if m is not None:
+                m = np.asarray(m, dtype=np.float64)
+                curves.append(MethodCurves(row["title"], m.mean(0), m.std(0, ddof=1) if len(m) > 1 else 0 * m[0],
+                                           np.asarray(row.get("rank_counts") or [], dtype=np.float64)))
+        members = {k: np.asarray(v, np.float32) for k, v in saved["members"].items()}
+        self.show_comparison(Comparison(rows, curves, np.asarray(saved["truth"]), dict(saved["settings"]), members))
+        self.status.setText("Comparison from the session.")
+
     def export_report(self, folder: Optional[str] = None) -> Optional[dict]:
         """Writes the Markdown table, CSV and PNG of the last comparison; returns their paths."""
         if self.comparison is None:

@@ -10,6 +10,8 @@ Layout (``format = "sda-studio-session/1"``)::
     dataset      (M, T, *s) float32        loaded training trajectories (optional)
     results/     samples (N, L, *s), mask, values, std, truth (optional);
                  attrs settings (JSON), operator (optional)
+    comparison/  truth (L, *s), members/<method> (N, L, *s) (optional: the Compare tab);
+                 attrs rows (JSON: one dict of scores per method), settings (JSON)
 
 Files written before operators existed have no ``operator`` attribute and open as direct
 observations.
@@ -66,6 +68,9 @@ class SessionData:
     result_truth: Optional[np.ndarray] = None
     result_settings: dict = field(default_factory=dict)
     result_operator: Optional[str] = None
+    #: the Compare tab's last comparison: {"rows": [...], "settings": {...}, "truth": (L, *s),
+    #: "members": {method: (N, L, *s)}}
+    comparison: Optional[dict] = None
     # filled by load_session, never written
     built_system: Any = None                      # the core's system of ``system``
     model: Any = None                             # the loaded model of ``model_path`` (None: none usable)
@@ -104,6 +109,14 @@ def _write(f, data: SessionData) -> None:
         _put(g, "values", np.asarray(data.result_values, np.float32))
         _put(g, "std", np.asarray(data.result_std, np.float32))
         _put(g, "truth", None if data.result_truth is None else np.asarray(data.result_truth, np.float32))
+    if data.comparison is not None:
+        g = f.create_group("comparison")
+        g.attrs["rows"] = json.dumps(data.comparison["rows"], default=str)
+        g.attrs["settings"] = json.dumps(data.comparison.get("settings", {}), default=str)
+        _put(g, "truth", np.asarray(data.comparison["truth"], np.float32))
+        members = g.create_group("members")
+        for method, x in data.comparison["members"].items():
+            _put(members, str(method), np.asarray(x, np.float32))
 
 
 def save_session(path, data: SessionData) -> None:

@@ -43,6 +43,10 @@ class SessionActions:
             data.result_truth = r.truth
             data.result_settings = r.settings
             data.result_operator = r.observation.operator
+        comp = self.compare_panel.comparison
+        if comp is not None:
+            data.comparison = {"rows": comp.rows, "settings": comp.settings, "truth": comp.truth,
+                               "members": comp.members}
         return data
 
     def save_session(self, path: Optional[str] = None) -> bool:
@@ -129,6 +133,7 @@ class SessionActions:
             self.tabs.setCurrentWidget(self.results_view)
         else:
             st.set_results(None)
+        self.compare_panel.restore(data.comparison)
 
     def new_scenario(self) -> bool:
         """File › New default scenario: asks before unsaved work is replaced."""

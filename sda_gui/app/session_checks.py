@@ -252,7 +252,38 @@ def read_session(f, name: str) -> SessionData:
                        built_system=system)
     if "results" in f:
         _read_results(r, f["results"], data, shape)
+    if "comparison" in f:
+        _read_comparison(r, f["comparison"], data, shape)
     return data
+
+
+def _read_comparison(r: _Reader, g, data: SessionData, shape: tuple) -> None:
+    """The Compare tab's saved comparison: rows of scores and each method's members."""
+    import h5py
+
+    if not isinstance(g, h5py.Group) or not isinstance(g.get("members"), h5py.Group):
+        r.fail("'comparison' must be a group holding 'members'")
+    truth = r.array(g, "truth", required=True)
+    _check_trajectory(r, "comparison/truth", truth, shape)
+    rows = r.json(g.attrs, "rows", "[]")
+    if not isinstance(rows, list) or not rows or not all(isinstance(x, dict) and isinstance(x.get("method"), str)
+                                                          and isinstance(x.get("title"), str) for x in rows):
+        r.fail("comparison: 'rows' must be a list of score tables, each naming its method and title")
+    members = {}
+    for method in g["members"]:
+        x = r.array(g["members"], method, required=True)
+        if x.ndim != 2 + len(shape) or x.shape[1:] != truth.shape or x.shape[0] < 1:
+            r.fail(f"comparison: members of {method} {_shape_text(x.shape)} are not (N, {', '.join(map(str, truth.shape))})")
+        if not np.isfinite(x).all():
+            r.fail(f"comparison: members of {method} hold NaN or infinity")
+        members[method] = x
+    unknown = set(members) - {row["method"] for row in rows}
+    if unknown:
+        r.fail(f"comparison: members of {', '.join(sorted(unknown))} have no row of scores")
+    settings = r.json(g.attrs, "settings")
+    if not isinstance(settings, dict):
+        r.fail("comparison: 'settings' must be a mapping")
+    data.comparison = {"rows": rows, "settings": settings, "truth": truth, "members": members}
 
 
 def _read_results(r: _Reader, g, data: SessionData, shape: tuple) -> None:

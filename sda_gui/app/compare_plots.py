@@ -76,7 +76,7 @@ class ComparePlots(pg.GraphicsLayoutWidget):
             self._ring(truth, methods, dt)
         else:
             self._field(truth, methods, variable_names, int(np.clip(time_index, 0, len(truth) - 1)))
-        self._ranks(methods)
+        self._ranks(methods, beside_truth=not (truth.ndim == 2 and truth.shape[1] <= 4))
 
     def set_time_index(self, index: int) -> None:
         if self._args is not None and np.asarray(self._args[0]).ndim > 2:
@@ -173,11 +173,16 @@ class ComparePlots(pg.GraphicsLayoutWidget):
         bar.setImageItem(img)
         self.addItem(bar, row=row, col=col)
 
-    def _ranks(self, methods):
+    def _ranks(self, methods, beside_truth: bool):
+        """One histogram per method; under each method's maps when there is a truth column."""
         row = self.ci.layout.rowCount()
+        first = 1 if beside_truth else 0
+        if beside_truth:
+            self.addLabel("rank histograms<br>(flat: spread right;<br>∪: over-confident)", row=row, col=0)
         for m, curves in enumerate(methods):
             counts = np.asarray(curves.rank_counts, dtype=np.float64)
-            plot = self.addPlot(row=row, col=m, title=f"{curves.title}: rank histogram")
+            # short titles: the row's columns are shared with the maps above
+            plot = self.addPlot(row=row, col=first + m, title=f"{curves.title}: ranks")
             plot.setMenuEnabled(False)
             plot.hideButtons()
             if counts.size:

@@ -28,14 +28,7 @@ import torch
 
 from sda_gui.core.observation import Operator
 from sda_gui.core.systems import DynamicalSystem
-
-
-def rk4(f, x, dt):
-    k1 = f(x)
-    k2 = f(x + dt / 2 * k1)
-    k3 = f(x + dt / 2 * k2)
-    k4 = f(x + dt * k3)
-    return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+from sda_gui.core.systems.lorenz63 import rk4  # the classical Runge–Kutta step the built-ins use
 
 
 class Lorenz84(DynamicalSystem):

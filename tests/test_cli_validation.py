@@ -294,10 +294,11 @@ def test_progress_on_stderr_result_on_stdout(tmp_path, capfd):
 
 def test_threads_auto_leaves_busy_cores_alone(monkeypatch):
     from sda_gui.cli import resources
+    from sda_gui.core import threads
 
-    monkeypatch.setattr(resources, "usable_cores", lambda: 4)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
     for load, expected in ((0.0, 4), (1.2, 2), (3.5, 1), (9.0, 1)):
-        monkeypatch.setattr(resources.os, "getloadavg", lambda load=load: (load, load, load))
+        monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, load, load))
         assert resources.parse_threads("auto") == expected
     assert resources.parse_threads("3") == 3
 

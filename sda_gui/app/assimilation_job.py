@@ -73,6 +73,10 @@ def make_job(system, model, obs, truth: Optional[np.ndarray], settings: dict, de
             samples = estimate[:shown].numpy()
             report((step, total, (samples, prepared(samples))))
 
+        from sda_gui.core.threads import apply_threads, auto_threads
+
+        # the idle cores now: on a busy machine one thread is many times faster than two
+        apply_threads(auto_threads())
         result = run_method("sda", system, obs, n, method_settings, model=model, device=device,
                             seed=int(settings["seed"]), progress=progress, should_stop=should_stop)
         samples = np.asarray(result.members.numpy(), dtype=np.float32)

@@ -228,7 +228,9 @@ class ComparePanel(QWidget):
             from sda_gui.core import metrics
             from sda_gui.core.assimilation import resolve_device
             from sda_gui.core.compare import compare
+            from sda_gui.core.threads import apply_threads, auto_threads
 
+            apply_threads(auto_threads())  # the idle cores now, as for SDA runs
             dev = resolve_device(device)
             names = methods + (["bpf"] if reference else [])
             extra = {"bpf": {"particles": REFERENCE_PARTICLES}} if reference else {}

@@ -1,11 +1,7 @@
 """CPU threads and memory: how many threads a run gets, whether it fits, and out-of-memory errors.
 
-Threads: torch's default (one per core) is fast on an idle machine and can be ten
-times slower than one thread on a busy one, where its threads wait on each other
-while other processes hold the cores. ``--threads auto`` therefore takes the
-cores that are idle now — the usable cores minus the one-minute load average,
-rounded down, at least 1 — so a busy machine runs with one thread and an idle
-one with all its cores.
+Threads: ``--threads auto`` takes the cores that are idle now (``core.threads``); a
+number sets them.
 
 Memory: ``estimate_*`` give a rough lower bound of a run's peak (the arrays that
 scale with samples × window × state size, times a factor for the working copies);
@@ -19,31 +15,16 @@ the same way.
 from __future__ import annotations
 
 import math
-import os
 import re
 import resource
 from typing import Optional
+
+from sda_gui.core.threads import apply_threads, auto_threads, usable_cores
 
 from .checks import CliError
 
 __all__ = ["usable_cores", "auto_threads", "parse_threads", "apply_threads", "available_bytes", "check_fits",
            "is_out_of_memory", "gib", "OOM_HINTS", "oom_hint", "oom_summary", "simulation_bytes", "method_bytes"]
-
-
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def auto_threads() -> int:
-    cores = usable_cores()
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return 1
-    return max(1, min(cores, int(math.floor(cores - load))))
 
 
 def parse_threads(value) -> int:
@@ -57,16 +38,6 @@ def parse_threads(value) -> int:
     if n < 1:
         raise CliError(f"--threads must be ≥ 1, got {n}")
     return n
-
-
-def apply_threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(int(n))
-    try:
-        torch.set_num_interop_threads(int(n))
-    except RuntimeError:
-        pass  # settable once per process, before any parallel work; the intra-op count is what matters
 
 
 def gib(n: float) -> str:

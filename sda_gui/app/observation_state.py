@@ -102,6 +102,15 @@ class ObservationValues:
         obs = Observation(mask=self.mask.copy(), values=values, std=self.obs_std, operator=self.operator)
         return obs.validate(self.state_shape, self.length)
 
+    def load_observation(self, path) -> "Observation":
+        """Reads an observation file through the core and adopts it (``set_observation``)."""
+        self.ensure_engine()
+        from sda_gui.core.observation import Observation
+
+        obs = Observation.load(path)
+        self.set_observation(obs)
+        return obs
+
     def set_observation(self, obs: "Observation"):
         """Adopts a loaded observation: its operator, pattern, values and σ (one undo step)."""
         spec = normalize(obs.operator)

@@ -154,11 +154,7 @@ class ObservationPanel(QWidget):
         if not path:
             return False
         try:
-            self.state.ensure_engine()
-            from sda_gui.core.observation import Observation
-
-            obs = Observation.load(path)
-            self.state.set_observation(obs)
+            obs = self.state.load_observation(path)
         except (ValueError, OSError) as exc:
             self.show_error(f"cannot load {Path(path).name}: {exc}")
             return False

@@ -22,6 +22,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from .. import operators as ops
+from ..fields import vorticity_fn
 from ..plotting import lut, mask_overlay, quantity, robust_levels
 from .hover import HINT
 
@@ -66,23 +67,6 @@ class _PaintTarget(pg.ImageItem):
         if self.view.painter is None:
             return
         self.view.painter.show_hover(None if ev.isExit() else self.view.cell_at(ev.pos()))
-
-
-def vorticity_fn(system):
-    """The system's vorticity function for 2-D velocity fields, if it has one."""
-    if getattr(system, "name", "") != "kolmogorov":
-        return None
-    try:
-        from sda_gui.core.systems.kolmogorov import vorticity
-    except ImportError:
-        return None
-
-    def fn(frame):
-        import torch
-
-        w = vorticity(torch.as_tensor(np.asarray(frame))[None])
-        return np.asarray(w[0].detach().cpu().numpy() if hasattr(w, "detach") else w[0])
-    return fn
 
 
 def _field_axis_label(spec: Optional[str], axis: str) -> str:

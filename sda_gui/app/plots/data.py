@@ -25,6 +25,7 @@ from typing import Optional
 import numpy as np
 
 from .. import operators as ops
+from ..fields import vorticity_frames
 from ..plotting import mask_overlay, robust_levels, symmetric_levels
 from ..state import Results
 
@@ -220,18 +221,9 @@ def low_dim_data(results: Results, mode: str = "all", sample: int = 0, colors: O
 
 def field_frames(system, x: np.ndarray) -> tuple[np.ndarray, str]:
     """(…, L, C, X, Y) → images (…, L, Y, X) and what they show: vorticity when the system has it."""
-    if getattr(system, "name", "") == "kolmogorov":
-        try:
-            import torch
-
-            from sda_gui.core.systems.kolmogorov import vorticity
-
-            lead = x.shape[:-3]
-            w = vorticity(torch.as_tensor(x.reshape(-1, *x.shape[-3:])))
-            w = w.detach().cpu().numpy() if hasattr(w, "detach") else np.asarray(w)
-            return np.swapaxes(w.reshape(*lead, *w.shape[-2:]), -1, -2), "vorticity ω"
-        except ImportError:
-            pass
+    w = vorticity_frames(system, x)
+    if w is not None:
+        return np.swapaxes(w, -1, -2), "vorticity ω"
     # fields are indexed [..., x, y]; images are [row = y, column = x]
     return np.swapaxes(x[..., 0, :, :], -1, -2), system.variable_names[0]
 

@@ -332,3 +332,20 @@ def test_the_worker_runs_sda_through_the_method_interface(window, qtbot, monkeyp
     assert blocker.args == ["finished"]
     assert calls == [("sda", calls[0][1], 3)] and str(calls[0][1]) == "cpu"
     assert window.state.results.samples.shape == (3, 64, 40)
+
+
+def test_a_system_file_adds_its_system_and_a_bad_one_is_one_line(window, qtbot, tmp_path):
+    from pathlib import Path
+
+    panel = window.system_panel
+    example = Path(__file__).resolve().parents[1] / "examples" / "lorenz84.py"
+    assert panel.load_system_file(str(example))
+    assert panel.system_name == "lorenz84"
+    with qtbot.waitSignal(panel.runner.finished, timeout=120_000):
+        assert panel.simulate()
+    assert window.state.system.name == "lorenz84" and window.state.truth.shape[1:] == (3,)
+    bad = tmp_path / "broken.py"
+    bad.write_text("import nothing_here_at_all\n")
+    assert not panel.load_system_file(str(bad))
+    assert "broken.py" in window.last_error and "\n" not in window.last_error
+    assert window.state.system.name == "lorenz84"

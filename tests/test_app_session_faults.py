@@ -434,3 +434,29 @@ def test_damaged_trajectory_and_model_files_change_nothing(window, tiny_model_pa
     print(f"\ntrajectory/model faults: tried {tried} / clean {clean} / crashed {crashed} / lost {lost}")
     assert not failures, "\n".join(failures)
     assert st.model is before["model"]
+
+
+def test_a_session_of_a_plugin_system_reopens_and_refuses_cleanly_without_its_file(window, qtbot, tmp_path,
+                                                                                  monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    plugin = tmp_path / "my_lorenz84.py"
+    shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "lorenz84.py", plugin)
+    panel = window.system_panel
+    assert panel.load_system_file(str(plugin))
+    with qtbot.waitSignal(panel.runner.finished, timeout=120_000):
+        assert panel.simulate()
+    path = tmp_path / "plugin-session.h5"
+    assert window.save_session(str(path))
+    window.confirm = lambda text: True
+    assert window.open_session(str(path)) and window.state.system.name == "lorenz84"
+    # as a new process would find it: the system not registered, its file gone
+    from sda_gui.core.systems import SYSTEMS
+
+    monkeypatch.delitem(SYSTEMS, "lorenz84")   # put back after the test
+    plugin.unlink()
+    truth = window.state.truth.copy()
+    assert not window.open_session(str(path))
+    assert "lorenz84" in window.last_error and "\n" not in window.last_error
+    assert window.state.truth is not None and (window.state.truth == truth).all()

@@ -36,6 +36,8 @@ def build_menus(w) -> None:
     w.save_action = _action(w, f, "&Save session…", w.save_session, QKeySequence.StandardKey.Save)
     f.addSeparator()
     _action(w, f, "Load trajectories…", lambda: w.system_panel.load_file(ask=True))
+    _action(w, f, "Load system file…", lambda: w.system_panel.load_system_file(),
+            tip="A Python file defining your own DynamicalSystem (see examples/lorenz84.py)")
     _action(w, f, "Load observations…", w.grid_editor.load_observations)
     _action(w, f, "Save observations…", w.save_observations)
     _action(w, f, "Choose score model…", w.assimilation_panel.browse_model)

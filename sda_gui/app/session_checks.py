@@ -109,18 +109,29 @@ def _check_system(r: _Reader, cfg) -> tuple[dict, Any]:
     params = cfg.get("params", {})
     if not isinstance(params, dict):
         r.fail("the system's 'params' must be a mapping")
-    for key, value in params.items():
+    def finite(value) -> bool:
+        # a data system stores its variable names, mean and scale as lists
+        if isinstance(value, list):
+            return all(finite(v) for v in value)
         if isinstance(value, bool) or value is None or isinstance(value, str):
-            continue
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            r.fail(f"system parameter {key} must be a finite number, got {value!r}")
-    from sda_gui.core.systems import make_system
+            return True
+        return isinstance(value, (int, float)) and math.isfinite(value)
 
+    for key, value in params.items():
+        if not finite(value):
+            r.fail(f"system parameter {key} must be a finite number, got {value!r}")
+    source = cfg.get("source")
+    if source is not None and not isinstance(source, dict):
+        r.fail("the system's 'source' must be a mapping")
+    from sda_gui.core.systems import system_from_config
+
+    config = {"name": cfg["name"], "params": dict(params), **({"source": source} if source else {})}
     try:
-        system = make_system(cfg["name"], **params)
-    except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+        # a plugin system's file is loaded again when it is still there and unchanged
+        system = system_from_config(config)
+    except (ValueError, TypeError, KeyError, ZeroDivisionError, ImportError) as exc:
         r.fail(f"cannot build the system {cfg['name']!r}: {one_line(exc)}")
-    return {"name": cfg["name"], "params": dict(params)}, system
+    return config, system
 
 
 def _check_operator(r: _Reader, spec: Optional[str], state_shape: tuple) -> tuple:

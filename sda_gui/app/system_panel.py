@@ -320,6 +320,31 @@ class SystemPanel(QWidget):
         self.show_error("simulation cancelled; the previous truth is kept")
 
     # load -------------------------------------------------------------------------------
+    def load_system_file(self, path: Optional[str] = None) -> bool:
+        """System › Load system file…: registers the ``DynamicalSystem`` subclasses of a Python file
+        and selects the first; a file that cannot be used is one line and nothing changes."""
+        if path is None:
+            folder = self.settings.value("last_folder", "") if self.settings is not None else ""
+            path, _ = QFileDialog.getOpenFileName(self, "Load system file", str(folder), "Python files (*.py)")
+            if not path:
+                return False
+        self.state.ensure_engine()
+        from sda_gui.core.systems.plugins import PluginError, load_system_file
+
+        try:
+            names = load_system_file(path)
+        except PluginError as exc:
+            self.show_error(str(exc).splitlines()[0])
+            return False
+        if not names:
+            self.show_error(f"{Path(path).name} defines no dynamical system")
+            return False
+        self._fill_systems()
+        self.set_system_name(names[0])
+        self.show_error("")
+        self.state.message.emit(f"loaded {', '.join(names)} from {Path(path).name}: simulate a truth to use it")
+        return True
+
     def load_file(self, path: Optional[str] = None, ask: bool = False) -> bool:
         """Loads trajectories as the truth (and training data); on failure shows why and keeps all."""
         if path is None:

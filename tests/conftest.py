@@ -83,3 +83,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def restore_registries():
+    """Systems and operators a test registers from a plugin file are forgotten after it.
+
+    Registries are process-wide: a plugin system left behind would make a name that later
+    tests use as "unknown" (``lorenz84``) known.
+    """
+    from sda_gui.core import operators
+    from sda_gui.core.systems import SYSTEMS, plugins
+
+    saved = [(d, dict(d)) for d in (SYSTEMS, plugins._SOURCES, plugins._LOADED, operators.PLUGIN_OPERATORS)]
+    yield
+    for registry, before in saved:
+        registry.clear()
+        registry.update(before)

@@ -334,7 +334,7 @@ def test_the_worker_runs_sda_through_the_method_interface(window, qtbot, monkeyp
     assert window.state.results.samples.shape == (3, 64, 40)
 
 
-def test_a_system_file_adds_its_system_and_a_bad_one_is_one_line(window, qtbot, tmp_path):
+def test_a_system_file_adds_its_system_and_a_bad_one_is_one_line(window, qtbot, tmp_path, restore_registries):
     from pathlib import Path
 
     panel = window.system_panel

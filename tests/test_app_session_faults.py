@@ -437,7 +437,7 @@ def test_damaged_trajectory_and_model_files_change_nothing(window, tiny_model_pa
 
 
 def test_a_session_of_a_plugin_system_reopens_and_refuses_cleanly_without_its_file(window, qtbot, tmp_path,
-                                                                                  monkeypatch):
+                                                                                  restore_registries):
     import shutil
     from pathlib import Path
 
@@ -454,7 +454,7 @@ def test_a_session_of_a_plugin_system_reopens_and_refuses_cleanly_without_its_fi
     # as a new process would find it: the system not registered, its file gone
     from sda_gui.core.systems import SYSTEMS
 
-    monkeypatch.delitem(SYSTEMS, "lorenz84")   # put back after the test
+    del SYSTEMS["lorenz84"]   # restore_registries puts everything back after the test
     plugin.unlink()
     truth = window.state.truth.copy()
     assert not window.open_session(str(path))

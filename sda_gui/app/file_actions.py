@@ -40,28 +40,21 @@ class FileActions:
 
     def export_view_png(self, path: Optional[str] = None) -> bool:
         """Saves the current central view (grid, results or training curves) as a PNG."""
-        path = path or self._ask(True, "Export view as PNG", "PNG images (*.png)", "view.png")
-        if not path:
-            return False
-        from .export import export_png   # on use: the writers need the core, the window does not
-
-        try:
-            export_png(self.tabs.currentWidget(), path)
-        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-            self.show_error(f"cannot export the view: {one_line(exc)}")
-            return False
-        self.show_message(f"exported {path}")
-        return True
+        return self._export_view("png", path)
 
     def export_view_svg(self, path: Optional[str] = None) -> bool:
         """Saves the current central view as an SVG (vector graphics, for papers)."""
-        path = path or self._ask(True, "Export view as SVG", "SVG images (*.svg)", "view.svg")
+        return self._export_view("svg", path)
+
+    def _export_view(self, fmt: str, path: Optional[str]) -> bool:
+        path = path or self._ask(True, f"Export view as {fmt.upper()}", f"{fmt.upper()} images (*.{fmt})",
+                                 f"view.{fmt}")
         if not path:
             return False
-        from .export import export_svg
+        from . import export   # on use: the writers need the core, the window does not
 
         try:
-            export_svg(self.tabs.currentWidget(), path)
+            getattr(export, f"export_{fmt}")(self.tabs.currentWidget(), path)
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback
             self.show_error(f"cannot export the view: {one_line(exc)}")
             return False

@@ -1,7 +1,10 @@
 """Benchmarks behind ``python -m sda_gui bench …``: they print numbers, nothing is asserted.
 
 - ``assimilate``: wall time of posterior sampling for each ``C`` (after a warm-up run),
-  with ms per step and, on CUDA, peak memory.
+  with ms per step, CPU seconds per step (this process, all its threads) and, on CUDA,
+  peak memory. ``--no-fast-paths`` runs the unoptimised network path in one batch of
+  windows (for comparisons), ``--memory-budget`` sets the chunks' budget, ``--profile``
+  prints where one run's CPU time goes (``torch.profiler``, by operator).
 - ``train``: steps per second of training a fresh model on simulated data.
 - ``solver``: simulated time units per second of the Kolmogorov solver.
 - ``case``: the paper's Kolmogorov assimilation case: quality figures, ms per step,
@@ -49,28 +52,70 @@ def _observation(system, length, seed=0):
     return synthesize(truth, rng.random((length, *system.state_shape)) < 0.2, 1.0, seed=seed)
 
 
+class unoptimised:
+    """Within it, ``model`` samples by the plain path: no fused network, one batch of windows."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        from sda_gui.core.diffusion.networks import ResMLP
+
+        self._fuse, ResMLP.fuse_shared_time = ResMLP.fuse_shared_time, False
+        self.model.plan_chunks = self._one_batch
+        return self.model
+
+    def _one_batch(self, *args, **kwargs):
+        self.model.max_windows = self.model.max_graph_windows = None
+        return None
+
+    def __exit__(self, *exc):
+        from sda_gui.core.diffusion.networks import ResMLP
+
+        ResMLP.fuse_shared_time = self._fuse
+        del self.model.plan_chunks
+        self.model.max_windows = self.model.max_graph_windows = None
+
+
 def bench_assimilate(model, system, samples, length, steps, corrections, guidance="sda", device="cpu", repeats=1,
-                     cuda_graph=True, window_split=True):
+                     cuda_graph=True, window_split=True, fast_paths=True, memory_budget_bytes=None, profile=None):
+    """Rows ``{C, seconds, ms_per_step, cpu_s_per_step[, peak_mem_gib]}``; ``profile`` (a callable
+    taking the profiler's table) receives where the CPU time of the first measured run went."""
+    import contextlib
+
     device = resolve_device(device)
     obs = _observation(system, length)
-    options = dict(guidance=guidance, device=device, cuda_graph=cuda_graph, window_split=window_split)
-    assimilate(model, obs, min(samples, 8), steps=2, corrections=1, **options)  # warm-up
+    options = dict(guidance=guidance, device=device, cuda_graph=cuda_graph, window_split=window_split,
+                   memory_budget_bytes=memory_budget_bytes)
+    plain = contextlib.nullcontext() if fast_paths else unoptimised(model)
     rows = []
-    for c in corrections:
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        times = []
-        for r in range(repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            assimilate(model, obs, samples, steps=steps, corrections=c, seed=r, preview_every=10 ** 9, **options)
-            _sync(device)
-            times.append(time.perf_counter() - t0)
-        best = min(times)
-        row = {"C": c, "seconds": best, "ms_per_step": 1000 * best / steps}
-        if device.type == "cuda":
-            row["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
-        rows.append(row)
+    with plain:
+        assimilate(model, obs, min(samples, 8), steps=2, corrections=1, **options)  # warm-up
+        for c in corrections:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            times, cpu = [], []
+            for r in range(repeats):
+                _sync(device)
+                t0, c0 = time.perf_counter(), time.process_time()
+                run = lambda: assimilate(model, obs, samples, steps=steps, corrections=c, seed=r,  # noqa: E731
+                                         preview_every=10 ** 9, **options)
+                if profile is not None and r == 0 and c == corrections[0]:
+                    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+                    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+                        run()
+                    profile(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+                    t0, c0 = time.perf_counter(), time.process_time()   # the profiled run is not timed
+                run()
+                _sync(device)
+                times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+            best = min(times)
+            row = {"C": c, "seconds": best, "ms_per_step": 1000 * best / steps, "cpu_s_per_step": min(cpu) / steps}
+            if device.type == "cuda":
+                row["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+            rows.append(row)
     return rows
 
 
@@ -181,15 +226,21 @@ def run(args, say=None) -> int:
         model = load_model_for(args.system, args.model, device)
         system = make_system(args.system, **model.system.get("params", {}))
         corrections = [int(c) for c in str(args.corrections).split(",")]
+        fast = getattr(args, "fast_paths", True)
+        budget = getattr(args, "memory_budget", None)
+        budget = None if budget is None else int(budget * 2 ** 20)
         rows = bench_assimilate(model, system, args.samples, args.length, args.steps, corrections, args.guidance,
-                                device, args.repeats, args.cuda_graph, args.window_split)
+                                device, args.repeats, args.cuda_graph, args.window_split, fast, budget,
+                                out if getattr(args, "profile", False) else None)
+        chunks = f"{model.max_windows} windows per chunk" if fast else "unoptimised path, one batch"
         out(f"{args.system}: {args.samples} samples x {args.length} states, {args.steps} steps, "
             f"guidance {args.guidance}, k={model.k}, CUDA graph {'on' if args.cuda_graph else 'off'}, "
             f"window split {'on' if args.window_split else 'off'}, "
-            f"{sum(p.numel() for p in model.net.parameters()) / 1e6:.2f} M params")
+            f"{sum(p.numel() for p in model.net.parameters()) / 1e6:.2f} M params, {chunks}")
         for r in rows:
             mem = f", peak {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r else ""
-            out(f"  C={r['C']}: {r['seconds']:.2f} s ({r['ms_per_step']:.1f} ms/step{mem})")
+            out(f"  C={r['C']}: {r['seconds']:.2f} s ({r['ms_per_step']:.1f} ms/step, "
+                f"{r['cpu_s_per_step']:.3f} CPU-s/step{mem})")
     elif args.what == "threads":
         model = load_model_for(args.system, args.model, device)
         system = make_system(args.system, **model.system.get("params", {}))

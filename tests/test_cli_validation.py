@@ -297,10 +297,25 @@ def test_threads_auto_leaves_busy_cores_alone(monkeypatch):
     from sda_gui.core import threads
 
     monkeypatch.setattr(threads, "usable_cores", lambda: 4)
-    for load, expected in ((0.0, 4), (1.2, 2), (3.5, 1), (9.0, 1)):
-        monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, load, load))
+    for busy, expected in ((0.0, 4), (0.3, 4), (1.2, 3), (1.6, 2), (3.5, 1), (9.0, 1)):
+        monkeypatch.setattr(threads, "busy_cores", lambda busy=busy: busy)
         assert resources.parse_threads("auto") == expected
     assert resources.parse_threads("3") == 3
+
+
+def test_busy_cores_are_read_from_the_cpu_counters(monkeypatch):
+    from sda_gui.core import threads
+
+    # two CPUs; between the readings 150 of 200 jiffies were busy: 1.5 cores
+    before = "cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 50 0 50 350 50 0 0 0 0 0\ncpu1 50 0 50 350 50 0 0 0 0 0\nintr 1\n"
+    after = "cpu  200 0 150 740 110 0 0 0 0 0\ncpu0 1\ncpu1 1\n"
+    readings = iter([before, after])
+    monkeypatch.setattr(threads, "_read_stat", lambda: next(readings))
+    assert threads.busy_cores(sample_s=0) == pytest.approx(1.5)
+    # unreadable counters: the load average
+    monkeypatch.setattr(threads, "_read_stat", lambda: (_ for _ in ()).throw(OSError("no /proc")))
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.7, 0.0, 0.0))
+    assert threads.busy_cores(sample_s=0) == 0.7
 
 
 def test_threads_are_applied_and_restored(tmp_path, capfd, monkeypatch):

@@ -368,6 +368,9 @@ def _bench(args, plan):
     if args.what in ("case", "threads") and len(plan.corrections) != 1:
         raise CliError(f"bench {args.what} takes one value of --corrections, got '{args.corrections}'")
     _guidance(args.guidance)
+    budget = getattr(args, "memory_budget", None)
+    if budget is not None and not budget > 0:
+        raise CliError(f"--memory-budget must be > 0 MiB, got {budget:g}")
     check_input(args.model, "--model")
     if args.what in ("assimilate", "train", "threads"):
         check_system(args.system)

@@ -18,6 +18,7 @@ import io
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 from ..atomic import atomic_path
@@ -162,8 +163,9 @@ def _check_structure(data: dict) -> None:
     for key in ("mean", "scale"):
         value = norm[key]
         try:
-            torch.broadcast_shapes(value.shape, tuple(shape))
-        except RuntimeError:
+            # numpy's rule is the same; torch.broadcast_shapes imports sympy on first use (~0.4 s of start-up)
+            np.broadcast_shapes(tuple(value.shape), tuple(shape))
+        except ValueError:
             raise ValueError(f"normalization {key} of shape {tuple(value.shape)} does not fit states {tuple(shape)}") \
                 from None
         if not torch.isfinite(value).all():

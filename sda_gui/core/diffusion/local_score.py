@@ -14,6 +14,23 @@ observed: with every 4th state observed, 8 of 25 windows. ``WindowSplit`` names
 them, and ``forward`` then records the autograd graph for those windows alone and
 evaluates the others without one — the same ε and the same gradient, with the
 backward pass cut to 8/25 of its arithmetic in that case.
+
+Chunks (``plan_chunks``): the windows of a call run in chunks of ``max_windows``,
+chosen from two sizes measured on the network by a probe of one and two windows:
+
+- memory: an autograd graph keeps ``a`` bytes of activations per window, so a
+  ``memory_budget_bytes`` budget (``DEFAULT_MEMORY_BUDGET``: 2 GiB on the CPU, half the
+  device's memory on CUDA) holds ``budget // a`` windows. Beyond that many, each
+  chunk with a graph is checkpointed (``torch.utils.checkpoint``): only its input is
+  kept, and the backward pass recomputes its activations one chunk at a time. Without
+  a graph only one chunk's activations exist at once. Memory then grows with
+  ``N · L`` only through the trajectory-sized tensors (x, ε, x̂), not the activations.
+- speed (CPU): a chunk whose widest activation (``w`` bytes per window) fills about
+  one core's L2 cache (``CPU_CHUNK_BYTES`` per thread) keeps the element-wise passes
+  between the matrix products in cache: the cost per window no longer rises with
+  the number of windows, so a step costs ``∝ N · L``.
+
+Chunking reorders no sum: every window is computed on its own either way.
 """
 
 from __future__ import annotations
@@ -27,7 +44,21 @@ from torch import nn
 
 from .schedule import VPSchedule
 
-__all__ = ["unfold_windows", "fold_windows", "WindowSplit", "window_split", "LocalScoreModel"]
+__all__ = ["unfold_windows", "fold_windows", "WindowSplit", "window_split", "LocalScoreModel",
+           "DEFAULT_MEMORY_BUDGET", "CPU_CHUNK_BYTES", "default_memory_budget"]
+
+#: activations a call may hold at once on the CPU (bytes); see ``default_memory_budget``
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
+#: widest activation of one chunk per torch thread on the CPU: about a core's L2 cache
+CPU_CHUNK_BYTES = 2 * 2**20
+
+
+def default_memory_budget(device) -> int:
+    """``DEFAULT_MEMORY_BUDGET`` on the CPU; half the device's memory on CUDA."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory // 2)
+    return DEFAULT_MEMORY_BUDGET
 
 
 def unfold_windows(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -91,8 +122,11 @@ class LocalScoreModel(nn.Module):
         self.arch = arch or {}
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).expand(self.state_shape).clone())
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).expand(self.state_shape).clone())
-        #: chunk the windows of a call to bound memory (None: one batch)
+        #: chunk the windows of a call to bound memory (None: one batch); set by ``plan_chunks``
         self.max_windows: int | None = None
+        #: most windows whose activations an autograd graph may keep (None: no bound); beyond, chunks are
+        #: checkpointed (see the module docstring)
+        self.max_graph_windows: int | None = None
         #: run the window network under bf16 autocast on CUDA (sampling; see ``_net``)
         self.autocast = False
 
@@ -133,13 +167,73 @@ class LocalScoreModel(nn.Module):
         # A shared time is passed once and broadcast by the network: embedding and
         # modulation per window would cost as much as a hidden layer.
         tt = tt.reshape(1) if tt.ndim == 0 else tt.repeat_interleave(m)
-        if self.max_windows is None or flat.shape[0] <= self.max_windows:
+        rows = flat.shape[0]
+        graph = torch.is_grad_enabled()
+        checkpointed = graph and self.max_graph_windows is not None and rows > self.max_graph_windows
+        size = self.max_windows
+        if checkpointed:
+            size = min(size or rows, self.max_graph_windows)
+        if size is None or rows <= size:
             out = self._net(flat, tt)
         else:
-            chunks = flat.split(self.max_windows)
-            times = [tt] * len(chunks) if tt.shape[0] == 1 else tt.split(self.max_windows)
-            out = torch.cat([self._net(a, b) for a, b in zip(chunks, times)])
+            chunks = flat.split(size)
+            times = [tt] * len(chunks) if tt.shape[0] == 1 else tt.split(size)
+            if checkpointed:
+                from torch.utils.checkpoint import checkpoint
+
+                # the network draws no random numbers: no RNG state to keep (and none to touch in a CUDA graph)
+                out = torch.cat([checkpoint(self._net, a, b, use_reentrant=False, preserve_rng_state=False)
+                                 for a, b in zip(chunks, times)])
+            else:
+                out = torch.cat([self._net(a, b) for a, b in zip(chunks, times)])
         return out.view(n, m, self.window, *self.state_shape)
+
+    def activation_bytes(self) -> tuple[int, int]:
+        """``(a, w)``: bytes an autograd graph keeps per window, and the widest activation per window.
+
+        Measured on the model's device by running the network on 1 and on 2 windows (one
+        shared time) with a hook that sees every tensor autograd saves; the difference
+        is one window's share (weights and the time embedding are saved by both).
+        """
+        device = self.mean.device
+        key = (str(device), self.window, self.state_shape, bool(self.autocast))
+        if getattr(self, "_activation_probe", (None,))[0] == key:     # the weights do not change the sizes
+            return self._activation_probe[1]
+        totals, widest = [], 0
+        for b in (1, 2):
+            saved = []
+
+            def pack(tensor, saved=saved):
+                saved.append(tensor)
+                return tensor
+
+            x = torch.zeros((b, self.window, *self.state_shape), device=device, requires_grad=True)
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+                out = self._net(x, torch.full((1,), 0.5, device=device))
+            saved.append(out)
+            totals.append(sum(t.numel() * t.element_size() for t in saved))
+            if b == 2:
+                widest = max((t.numel() * t.element_size() // 2 for t in saved if t.ndim and t.shape[0] == 2),
+                             default=0)
+        sizes = (max(1, totals[1] - totals[0]), max(1, widest))
+        self._activation_probe = (key, sizes)
+        return sizes
+
+    def plan_chunks(self, memory_budget_bytes: Optional[int] = None, threads: Optional[int] = None) -> int:
+        """Sets ``max_windows`` and ``max_graph_windows`` for calls on the model's device; returns
+        ``max_windows``. ``memory_budget_bytes``: ``default_memory_budget`` when None."""
+        device = self.mean.device
+        budget = default_memory_budget(device) if memory_budget_bytes is None else int(memory_budget_bytes)
+        if budget < 1:
+            raise ValueError("the memory budget must be ≥ 1 byte")
+        per_window, widest = self.activation_bytes()
+        self.max_graph_windows = max(1, budget // per_window)
+        size = self.max_graph_windows
+        if device.type == "cpu":
+            threads = threads or torch.get_num_threads()
+            size = min(size, max(1, CPU_CHUNK_BYTES * threads // widest))
+        self.max_windows = int(size)
+        return self.max_windows
 
     def _net(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.autocast and x.is_cuda:

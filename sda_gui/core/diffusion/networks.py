@@ -9,6 +9,15 @@ rebuilds one from the ``arch`` dict stored in a checkpoint.
   (Lorenz-96); the window's states are the channels, so any ring size works.
 - ``UNet2d`` (``unet.py``): 2-D fields (Kolmogorov flow).
 
+Sampling calls a ``ResMLP`` with one diffusion time shared by every window. Its
+modulated layer norm followed by a linear layer,
+``W (LN(h) ⊙ g ⊙ (1 + a) + β ⊙ (1 + a) + b) + c`` with ``LN`` unscaled, is then one
+layer norm and one matrix product with weights ``W diag(g (1 + a))`` and bias
+``W (β (1 + a) + b) + c`` folded once per call (likewise the output layer's norm):
+the same function, three fewer passes over the activations per block
+(``ResMLP.fuse_shared_time``; per-window times, as in training, and autocast take the
+plain path).
+
 ``arch["precondition"] = True`` wraps the network so that it predicts the clean
 window and the wrapper returns ``ε`` (``preconditioning.py``); ``arch["sigma_data"]``
 is the data's standard deviation it assumes.
@@ -19,6 +28,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .embedding import TimeEmbedding
@@ -43,7 +53,16 @@ class _ResBlock(nn.Module):
         return h + self.mlp(self.norm(h) * (1 + a) + b)
 
 
+def _normalise(h: torch.Tensor, eps: float) -> torch.Tensor:
+    """Layer norm of the rows of ``h`` without scale and shift, as a one-group norm: the same
+    statistics, and on the CPU a faster kernel than ``layer_norm`` for rows of this size."""
+    return F.group_norm(h.view(h.shape[0], 1, h.shape[1]), 1, eps=eps).view(h.shape)
+
+
 class ResMLP(nn.Module):
+    #: fold the modulation and norm scalings into the weights when one time is shared (see the module docstring)
+    fuse_shared_time = True
+
     def __init__(self, window: int, state_shape: tuple, width: int = 256, depth: int = 5, emb: int = 32):
         super().__init__()
         self.features = window * math.prod(state_shape)
@@ -55,9 +74,29 @@ class ResMLP(nn.Module):
     def forward(self, x, t):
         e = self.embedding(t)
         h = self.inp(x.flatten(1))
+        # under autocast the products would change precision mid-block: the plain path then
+        if self.fuse_shared_time and e.shape[0] == 1 and not torch.is_autocast_enabled(x.device.type):
+            return self._shared_time(h, e[0]).view_as(x)
         for block in self.blocks:
             h = block(h, e)
         return self.out(h).view_as(x)
+
+    def _shared_time(self, h, e):
+        """The blocks and the output layer for one time embedding ``e`` (``(emb,)``) of every row."""
+        no_graph = not torch.is_grad_enabled()
+        for block in self.blocks:
+            a, b = block.modulation(e).chunk(2, dim=-1)
+            first, second = block.mlp[0], block.mlp[2]
+            gain = block.norm.weight * (1 + a)
+            bias = torch.addmv(first.bias, first.weight, block.norm.bias * (1 + a) + b)
+            u = _normalise(h, block.norm.eps)
+            z = F.silu(torch.addmm(bias, u, (first.weight * gain).t()), inplace=no_graph)
+            # h + z Wᵀ + c in this order on both paths, so that windows with and without a graph
+            # round alike; without one the product accumulates into the residual stream itself
+            h = torch.addmm(h, z, second.weight.t(), out=h if no_graph else None).add_(second.bias)
+        norm, linear = self.out
+        u = _normalise(h, norm.eps)
+        return torch.addmm(torch.addmv(linear.bias, linear.weight, norm.bias), u, (linear.weight * norm.weight).t())
 
 
 class _ConvBlock(nn.Module):

@@ -171,14 +171,14 @@ def test_an_operator_that_does_not_fit_says_so_once(window):
     assert ed.operator_combo.currentData() == "identity"
 
 
-def test_lorenz63_offers_no_operator(window, qtbot):
+def test_lorenz63_offers_only_saturation(window, qtbot):
     sp = window.system_panel
     sp.set_system_name("lorenz63")
     sp.length_spin.setValue(20)
     with qtbot.waitSignal(window.state.truthChanged, timeout=30_000):
         assert sp.simulate()
     ed = window.grid_editor
-    assert not ed.operator_box.isEnabled() and ed.factor_combo.count() == 0
+    assert ed.operator_box.keys() == ["identity", "saturate"] and ed.factor_combo.count() == 0
     assert "directly" in ed.operator_label.text()
 
 
@@ -398,17 +398,17 @@ def test_assimilate_a_field_through_coarsen(window, qtbot, monkeypatch, tiny_une
     assert np.isfinite(st.results.metrics["residual_std"])
 
 
-def test_an_operator_the_editor_cannot_paint_is_refused_in_one_line(window, tmp_path):
+def test_an_operator_that_does_not_fit_the_states_is_refused_in_one_line(window, tmp_path):
     import numpy as np
 
     from sda_gui.core.observation import Observation
 
     shape = (window.state.length, *window.state.state_shape)
     before = window.state.mask.copy()
-    obs = Observation(mask=np.ones(shape, bool), values=np.zeros(shape), std=1.0, operator="saturate")
-    path = tmp_path / "saturated.npz"
+    obs = Observation(mask=np.ones(shape, bool), values=np.zeros(shape), std=1.0, operator="vorticity")
+    path = tmp_path / "vorticity.npz"
     obs.save(path)
     assert not window.grid_editor.load_observations(str(path))
     text = window.grid_editor.observations.error.text()
-    assert "assimilated with" in text and "\n" not in text
+    assert "vorticity" in text and "(2, H, W)" in text and "\n" not in text
     assert np.array_equal(window.state.mask, before)

@@ -80,9 +80,12 @@ def test_what_a_run_stopped_early_shows(window):
 def test_loaded_trajectories_are_the_default_training_data(window, tmp_path):
     tp = window.training_panel
     assert tp.data_combo.currentData() == "simulate"
+    from sda_gui.core.datasets import save_trajectories
+    from sda_gui.core.systems import make_system
+
     x = np.random.default_rng(0).normal(size=(3, 24, 40)).astype(np.float32)
-    np.save(tmp_path / "mine.npy", x)
-    assert window.system_panel.load_file(str(tmp_path / "mine.npy"))
+    save_trajectories(tmp_path / "mine.h5", x, make_system("lorenz96"))     # a system that can simulate too
+    assert window.system_panel.load_file(str(tmp_path / "mine.h5"))
     assert tp.data_combo.currentData() == "loaded" and not tp.n_traj_spin.isEnabled()
     tp.data_combo.setCurrentIndex(tp.data_combo.findData("simulate"))
     window.system_panel.traj_spin.setValue(1)          # another truth of the same file: the choice stays

@@ -165,6 +165,7 @@ class ComparePanel(QWidget):
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
         state.systemChanged.connect(self._system_changed)
+        state.systemChanged.connect(self._sync_methods)
         state.engineReady.connect(self._sync_methods)
         self._system_changed()
 
@@ -182,15 +183,24 @@ class ComparePanel(QWidget):
         if not low_dim:
             self.reference_check.setChecked(False)
 
-    def _sync_methods(self):
-        """Disables ticks of methods the core does not register (none, once every family has landed)."""
-        from sda_gui.core.methods import method_names
+    def _sync_methods(self, *_):
+        """Disables ticks of methods the core does not register, and of the classical methods
+        on a data system: they step a transition, and trajectories from a file have none."""
+        if not self.state.engine_loaded:
+            return
+        from sda_gui.core.methods import get_method, method_names
 
         known = set(method_names())
+        dynamics = getattr(self.state.system, "has_dynamics", True)
         for name, check in self.method_checks.items():
-            check.setEnabled(name in known)
+            usable = name in known and (dynamics or get_method(name).needs_model)
+            check.setEnabled(usable)
             if name not in known:
                 check.setToolTip("not available in this version of the core")
+            elif not usable:
+                check.setToolTip("needs the system's dynamics: trajectories loaded from a file have none")
+            else:
+                check.setToolTip("")
 
     # ------------------------------------------------------------------ running
     def run(self) -> bool:

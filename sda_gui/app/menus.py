@@ -35,7 +35,8 @@ def build_menus(w) -> None:
     w.open_action = _action(w, f, "&Open session…", lambda: w.open_session(ask=True), QKeySequence.StandardKey.Open)
     w.save_action = _action(w, f, "&Save session…", w.save_session, QKeySequence.StandardKey.Save)
     f.addSeparator()
-    _action(w, f, "Load trajectories…", lambda: w.system_panel.load_file(ask=True))
+    _action(w, f, "Import trajectories…", lambda: w.system_panel.load_file(ask=True),
+            tip="Trajectories from .h5, .nc, .npz or .npy: a file naming no system becomes a data system")
     _action(w, f, "Load system file…", lambda: w.system_panel.load_system_file(),
             tip="A Python file defining your own DynamicalSystem (see examples/lorenz84.py)")
     _action(w, f, "Load observations…", w.grid_editor.load_observations)
@@ -47,6 +48,11 @@ def build_menus(w) -> None:
     _action(w, f, "Export view as PNG…", w.export_view_png, "Ctrl+E")
     _action(w, f, "Export view as SVG…", w.export_view_svg, tip="Vector graphics of the current view, for papers")
     _action(w, f, "Export animation (GIF/MP4)…", w.export_animation)
+    e = f.addMenu("Export data")
+    w.export_truth_action = _action(w, e, "Truth…", w.export_truth,
+                                    tip="The truth trajectory as netCDF (.nc), HDF5 or npz, with its coordinates")
+    w.export_samples_action = _action(w, e, "Posterior samples…", w.export_samples,
+                                      tip="The posterior samples as netCDF (a 'sample' dimension), HDF5 or npz")
     f.addSeparator()
     _action(w, f, "&Quit", w.close, QKeySequence.StandardKey.Quit)
     r = mb.addMenu("&Run")

@@ -110,9 +110,11 @@ def _check_system(r: _Reader, cfg) -> tuple[dict, Any]:
     if not isinstance(params, dict):
         r.fail("the system's 'params' must be a mapping")
     def finite(value) -> bool:
-        # a data system stores its variable names, mean and scale as lists
+        # a data system stores its variable names, mean and scale as lists, its origin as a mapping
         if isinstance(value, list):
             return all(finite(v) for v in value)
+        if isinstance(value, dict):
+            return all(finite(v) for v in value.values())
         if isinstance(value, bool) or value is None or isinstance(value, str):
             return True
         return isinstance(value, (int, float)) and math.isfinite(value)

@@ -8,8 +8,11 @@ data, so a test that drives the window can check everything here.
 Results keep a snapshot of the truth and the observation they were computed from, so
 editing the pattern afterwards does not make the results view lie.
 
-Observations may go through an operator (``"coarsen:8"``, ``"subsample:4"``): then the
-pattern, the values and σ live on the operator's output grid ``(L, *op.output_shape(s))``.
+Observations may go through an operator (``"coarsen:8"``, ``"subsample:4"``, ``"vorticity"``,
+``"saturate"``, chains such as ``"vorticity+saturate"``, ``"plugin:NAME"``: any spec of the
+core's grammar): then the pattern, the values and σ live on the operator's output grid
+``(L, *op.output_shape(s))`` — the vorticity of a ``(2, H, W)`` velocity is painted on
+``(1, H, W)``, a saturated state on the state's own grid.
 The operator is the editor's *space*, so undo restores operator and pattern together;
 values drawn or loaded for one operator's grid are kept aside while another is shown.
 
@@ -43,7 +46,7 @@ if TYPE_CHECKING:  # the engine loads after the window shows: no core import at 
     from sda_gui.core.observation import Observation
     from sda_gui.core.systems import DynamicalSystem
 
-__all__ = ["AppState", "Results", "system_for_shape", "observation_error"]
+__all__ = ["AppState", "Results", "observation_error"]
 
 
 @dataclass
@@ -79,29 +82,6 @@ def _initial_system():
         if cached is not None:
             return cached[0]
     return _make_system("lorenz96")
-
-
-def system_for_shape(state_shape: tuple, meta: Optional[dict] = None) -> "DynamicalSystem":
-    """The system a file's trajectories belong to: from its metadata, else from the state shape."""
-    make_system = _make_system
-    meta = meta or {}
-    cfg = meta.get("system")
-    if isinstance(cfg, dict) and cfg.get("name"):
-        return make_system(cfg["name"], **cfg.get("params", {}))
-    if isinstance(cfg, str) and cfg:
-        return make_system(cfg, **meta.get("params", {}))
-    shape = tuple(state_shape)
-    if shape == (3,):
-        return make_system("lorenz63")
-    if len(shape) == 1 and shape[0] >= 4:
-        return make_system("lorenz96", n=shape[0])
-    if len(shape) == 3 and shape[0] == 2:
-        try:
-            return make_system("kolmogorov", size=shape[-1], resolution=4 * shape[-1])
-        except ValueError:
-            pass
-    raise ValueError(f"cannot tell which system states of shape {shape} belong to "
-                     "(add a 'system' entry to the file's metadata)")
 
 
 class AppState(ObservationValues, QObject):

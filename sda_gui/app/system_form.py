@@ -3,7 +3,8 @@
 ``VISIBLE_PARAMS`` lists the parameters offered per system (the solver's plumbing —
 Δt, burn-in, noise — stays hidden and keeps its value); ``ParamsForm`` builds one spin
 box or choice per parameter from the constructor's defaults (plus the app's, e.g. a
-128² Kolmogorov solver on a CPU). ``expected_seconds`` is the rough duration of a
+128² Kolmogorov solver on a CPU); a data system shows its variables, Δt and
+normalisation instead (``show_data``). ``expected_seconds`` is the rough duration of a
 simulation, where it is long enough to say so before it starts.
 """
 
@@ -93,8 +94,25 @@ def _choice_label(key: str, value) -> str:
     return f"{value}²" if key in ("resolution", "size") else str(value)
 
 
+#: the exact value a spin box was given, kept beside it: a box of 4 decimals shows β = 8/3 as
+#: 2.6667, and simulating with the shown value would give another truth than the CLI's for the same seed
+EXACT = "exact_value"
+
+
 def _field_value(w: QWidget):
-    return w.currentData() if isinstance(w, QComboBox) else w.value()
+    if isinstance(w, QComboBox):
+        return w.currentData()
+    exact = w.property(EXACT)
+    # untouched (still showing the exact value rounded): the exact value, not its rounding
+    if isinstance(w, QDoubleSpinBox) and exact is not None \
+            and abs(w.value() - float(exact)) <= 0.5 * 10.0 ** -w.decimals() + 1e-12:
+        return float(exact)
+    return w.value()
+
+
+def _set_exact(w: QDoubleSpinBox, value: float):
+    w.setValue(float(value))
+    w.setProperty(EXACT, float(value))
 
 
 class ParamsForm(QGroupBox):
@@ -111,6 +129,7 @@ class ParamsForm(QGroupBox):
         while self.form.rowCount():
             self.form.removeRow(0)
         self.fields.clear()
+        self.setToolTip("")
         defaults = default_params(name, pending)
         values = {**defaults, **(values or {})}
         for key, spec in _visible_params(name, pending).items():
@@ -128,7 +147,7 @@ class ParamsForm(QGroupBox):
                     w.setDecimals(1 if float(hi) >= 1000 else 4)   # Re = 1000.0, not 1000.0000
                     w.setRange(float(lo), float(hi))
                     w.setSingleStep(0.1)
-                    w.setValue(float(values[key]))
+                    _set_exact(w, values[key])
             self.fields[key] = w
             self.form.addRow(label, w)
         dt = values.get("dt")
@@ -136,6 +155,32 @@ class ParamsForm(QGroupBox):
             label = QLabel(f"{dt:g} (fixed)")
             label.setToolTip("The time between states is fixed: score models are trained for it")
             self.form.addRow("Δt per state", label)
+
+    def show_data(self, system):
+        """A data system's description in place of parameters: nothing to set, nothing to simulate."""
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.fields.clear()
+        names = list(system.variable_names)
+        shown = ", ".join(names) if len(names) <= 6 else f"{names[0]} … {names[-1]} ({len(names)})"
+        params = system.params
+        mean, scale = params.get("mean", []), params.get("scale", [])
+        norm = ("; ".join(f"{m:.3g} ± {s:.3g}" for m, s in zip(mean, scale)) if len(mean) <= 6
+                else f"mean ± scale of each of the {len(mean)} variables")
+        origin = (params.get("origin") or {}).get("path", "")
+        rows = [("variables", shown), ("state shape", "×".join(map(str, system.state_shape))),
+                ("Δt per state", f"{system.dt:g}"), ("normalisation", norm)]
+        if params.get("units"):
+            rows.append(("units", str(params["units"])))
+        if origin:
+            rows.append(("file", origin.rsplit("/", 1)[-1]))
+        for label, text in rows:
+            w = QLabel(text)
+            w.setWordWrap(True)
+            self.form.addRow(label, w)
+        tip = ("Trajectories from a file, with no dynamics: the normalisation (mean ± scale per variable) "
+               "comes from the data; train a score model on them, then assimilate with SDA")
+        self.setToolTip(tip)
 
     def _choice(self, key: str, choices: list, value) -> QComboBox:
         w = QComboBox()
@@ -164,6 +209,8 @@ class ParamsForm(QGroupBox):
         w = self.fields[key]
         if isinstance(w, QComboBox):
             self.select(w, key, value)
+        elif isinstance(w, QDoubleSpinBox):
+            _set_exact(w, value)
         else:
             w.setValue(value)
 

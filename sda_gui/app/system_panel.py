@@ -1,10 +1,15 @@
-"""System panel: pick a built-in system, set its parameters, simulate a truth, or load one.
+"""System panel: pick a system, set its parameters, simulate a truth, or load trajectories.
 
 Simulation runs on the worker thread (a Kolmogorov truth takes from seconds on a GPU
 to minutes on a CPU: the panel says how long before and while it runs); loading a file
 is quick and runs inline so a bad file answers at once with one line, while the
-current system, truth and pattern stay as they were. The parameter form and what the
-app knows of simulating each system live in ``system_form``.
+current system, truth and pattern stay as they were. A file that names no system the
+core can build becomes a data system of its own (``data_import``): its name joins the
+system choice, the form shows its variables, Δt and normalisation, and it cannot be
+simulated (it has no dynamics). A file with several candidate arrays asks which one
+(``ask_variable``), data without a time step asks for Δt (``ask_dt``); the loading
+lives in ``system_loading``. The parameter form and what the app knows of simulating
+each system live in ``system_form``.
 
 A new truth that would throw away unsaved work (a pattern on a grid of another
 length, loaded observation values, results of another kind of state) is asked about
@@ -17,26 +22,29 @@ description); ``AppState.engineReady`` brings in every system of the core.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
 
 from .common import default_confirm, format_eta, one_line
-from .state import AppState, system_for_shape
+from .state import AppState
 from .system_form import (DEFAULT_LENGTH, VISIBLE_PARAMS, ParamsForm, app_defaults, cuda_available, default_params,
                           expected_seconds, field_device, systems)
+from .system_loading import TRUTH_FILTER, LoadActions
 from .workers import JobRunner
 
-__all__ = ["SystemPanel", "VISIBLE_PARAMS", "DEFAULT_LENGTH", "app_defaults", "expected_seconds"]
+__all__ = ["SystemPanel", "VISIBLE_PARAMS", "DEFAULT_LENGTH", "TRUTH_FILTER", "app_defaults", "expected_seconds",
+           "is_data"]
 
-TRUTH_FILTER = "Trajectories (*.h5 *.hdf5 *.npz *.npy);;All files (*)"
+def is_data(system) -> bool:
+    """A data system: trajectories from a file, no dynamics to simulate."""
+    return not getattr(system, "has_dynamics", True)
 
 
-class SystemPanel(QWidget):
+class SystemPanel(LoadActions, QWidget):
     """Controls for the dynamical system and its truth trajectory."""
 
     errorRaised = Signal(str)
@@ -48,6 +56,9 @@ class SystemPanel(QWidget):
         self.settings = settings
         #: ``confirm(question) -> bool`` before work is discarded (the window routes it to its own)
         self.confirm = default_confirm(self)
+        #: ``ask_variable(names) -> name or None`` and ``ask_dt(default) -> Δt or None`` (tests replace them)
+        self.ask_variable = self._ask_variable
+        self.ask_dt = self._ask_dt
         self._pending_system = None
         self._pending_seed = 0
 
@@ -67,7 +78,8 @@ class SystemPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.load_button = QPushButton("Load trajectories…")
-        self.load_button.setToolTip("Load trajectories from .h5, .npz or .npy, shape (M, T, *state) or (T, *state)")
+        self.load_button.setToolTip("Load trajectories from .h5, .nc, .npz or .npy, shape (M, T, *state) or "
+                                    "(T, *state); a file naming no system becomes a data system of its own")
         self.traj_spin = QSpinBox()
         self.traj_spin.setRange(0, 0)
         self.traj_spin.setToolTip("Which trajectory of the loaded file is the truth")
@@ -134,7 +146,11 @@ class SystemPanel(QWidget):
         if pending is not None and not self.state.engine_loaded:
             items = [(pending.title, pending.name)]
         else:
-            items = [(getattr(cls, "title", name) or name, name) for name, cls in systems().items()]
+            items = [(getattr(cls, "title", name) or name, name) for name, cls in systems().items()
+                     if getattr(cls, "has_dynamics", True)]
+            current = self.state.system
+            if is_data(current) and current.name not in [n for _, n in items]:
+                items.append((f"{current.title} (data)", current.name))
         self.system_combo.blockSignals(True)
         self.system_combo.clear()
         for title, name in items:
@@ -166,11 +182,24 @@ class SystemPanel(QWidget):
             raise ValueError(f"unknown system '{name}'")
         self.system_combo.setCurrentIndex(i)
 
+    def _data_selected(self) -> bool:
+        """The choice shows the state's data system (nothing to simulate)."""
+        return is_data(self.state.system) and self.system_name == self.state.system.name
+
     def _rebuild_form(self, values: Optional[dict] = None):
         name = self.system_name
-        self.param_box.rebuild(name, self._pending(), values)
+        data = self._data_selected()
+        if data:
+            self.param_box.show_data(self.state.system)
+        else:
+            self.param_box.rebuild(name, self._pending(), values)
         if self.state.system.name != name:
             self.length_spin.setValue(DEFAULT_LENGTH.get(name, 64))
+        self.simulate_button.setEnabled(not data and not self.runner.running)
+        for w in (self.length_spin, self.seed_spin):      # what a simulation takes: nothing to set for data
+            w.setEnabled(not data)
+        self.simulate_button.setToolTip("A data system has no dynamics: pick another system to simulate" if data
+                                        else "Simulate one trajectory of the system (on a background thread)")
         self._update_estimate()
 
     @property
@@ -184,13 +213,16 @@ class SystemPanel(QWidget):
     def params(self) -> dict:
         """The system parameters in the form, on top of the current system's (e.g. dt, noise)."""
         base = dict(self.state.system.params) if self.state.system.name == self.system_name else {}
+        if self._data_selected():
+            return base
         base.update(self.param_box.values())
         return base
 
     def _update_estimate(self):
         """Before simulating: how long it will take, where that is more than a blink."""
         name = self.system_name
-        if name is None or self.runner.running:
+        if name is None or self.runner.running or self._data_selected():
+            self.estimate_label.setVisible(False)
             return
         params = {**default_params(name, self._pending()), **self.params()}
         device = "cuda" if name == "kolmogorov" and cuda_available() else "cpu"
@@ -211,6 +243,8 @@ class SystemPanel(QWidget):
     def sync_from_state(self):
         """Shows the state's system in the form (after a load or a session reopen)."""
         sysm = self.state.system
+        if self.state.engine_loaded:
+            self._fill_systems()      # a data system joins the choice (and a replaced one leaves it)
         self.system_combo.blockSignals(True)
         i = self.system_combo.findData(sysm.name)
         if i >= 0:
@@ -233,7 +267,8 @@ class SystemPanel(QWidget):
         if names:
             variables = f", variables {', '.join(names)}" if len(names) <= 6 else f", variables {names[0]} … {names[-1]}"
         src = self.state.dataset_source or "simulated"
-        self.info.setText(f"<b>{s.title}</b>, state {shape}{variables}, {L} states "
+        kind = " (data: no dynamics; train a model on it, assimilate with SDA)" if is_data(s) else ""
+        self.info.setText(f"<b>{s.title}</b>{kind}, state {shape}{variables}, {L} states "
                           f"(t = 0 … {(L - 1) * s.dt:g}). Truth: {src}.")
 
     def show_error(self, text: str):
@@ -252,6 +287,9 @@ class SystemPanel(QWidget):
     # simulate ---------------------------------------------------------------------------
     def make_system(self):
         self.state.ensure_engine()
+        if self._data_selected():
+            raise ValueError(f"{self.state.system.title} is a data system (trajectories from a file, no dynamics): "
+                             f"pick another system to simulate")
         from sda_gui.core.systems import make_system
 
         return make_system(self.system_name, **self.params())
@@ -259,6 +297,10 @@ class SystemPanel(QWidget):
     def simulate(self, ask: bool = False) -> bool:
         """Starts simulating a truth with the form's settings; False if busy, invalid or declined."""
         if self.runner.running:
+            return False
+        if self._data_selected():
+            self.show_error(f"{self.state.system.title} is a data system (trajectories from a file, no dynamics): "
+                            f"pick another system to simulate")
             return False
         try:
             system = self.make_system()
@@ -286,7 +328,7 @@ class SystemPanel(QWidget):
         self.runner.cancel()
 
     def _busy(self, busy: bool):
-        self.simulate_button.setEnabled(not busy)
+        self.simulate_button.setEnabled(not busy and not self._data_selected())
         self.load_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         self.progress.setVisible(busy)
@@ -318,90 +360,3 @@ class SystemPanel(QWidget):
     def _on_cancelled(self):
         self._busy(False)
         self.show_error("simulation cancelled; the previous truth is kept")
-
-    # load -------------------------------------------------------------------------------
-    def load_system_file(self, path: Optional[str] = None) -> bool:
-        """System › Load system file…: registers the ``DynamicalSystem`` subclasses of a Python file
-        and selects the first; a file that cannot be used is one line and nothing changes."""
-        if path is None:
-            folder = self.settings.value("last_folder", "") if self.settings is not None else ""
-            path, _ = QFileDialog.getOpenFileName(self, "Load system file", str(folder), "Python files (*.py)")
-            if not path:
-                return False
-        self.state.ensure_engine()
-        from sda_gui.core.systems.plugins import PluginError, load_system_file
-
-        try:
-            names = load_system_file(path)
-        except PluginError as exc:
-            self.show_error(str(exc).splitlines()[0])
-            return False
-        if not names:
-            self.show_error(f"{Path(path).name} defines no dynamical system")
-            return False
-        self._fill_systems()
-        self.set_system_name(names[0])
-        self.show_error("")
-        self.state.message.emit(f"loaded {', '.join(names)} from {Path(path).name}: simulate a truth to use it")
-        return True
-
-    def load_file(self, path: Optional[str] = None, ask: bool = False) -> bool:
-        """Loads trajectories as the truth (and training data); on failure shows why and keeps all."""
-        if path is None:
-            folder = self.settings.value("last_folder", "") if self.settings is not None else ""
-            path, _ = QFileDialog.getOpenFileName(self, "Load trajectories", str(folder), TRUTH_FILTER)
-            if not path:
-                return False
-        try:
-            x, meta, system = self._read(path)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-            text = "not enough memory to load it" if isinstance(exc, MemoryError) else one_line(exc)
-            # the core's messages already name the file; don't say it twice
-            self.show_error(text if Path(path).name in text else f"cannot load {Path(path).name}: {text}")
-            return False
-        if ask and not self._may_replace_truth(x.shape[1], system):
-            return False
-        self.show_error("")
-        if self.settings is not None:
-            self.settings.setValue("last_folder", str(Path(path).parent))
-        self.traj_spin.blockSignals(True)
-        self.traj_spin.setRange(0, x.shape[0] - 1)
-        self.traj_spin.setValue(0)
-        self.traj_spin.blockSignals(False)
-        self.traj_spin.setEnabled(x.shape[0] > 1)
-        self.state.set_truth(x[0], system=system, dataset=x, source=f"{Path(path).name} (#0 of {x.shape[0]})")
-        if not (meta or {}).get("system"):
-            # without metadata the system is a guess from the state shape: say so where it shows
-            self.state.message.emit(f"{Path(path).name} names no system: its {tuple(x.shape[2:])} states are "
-                                    f"treated as {system.title} (normalisation and Δt of that system)")
-        return True
-
-    def _read(self, path: str):
-        """``(trajectories (M, T, *s) float32, metadata, system)`` of a file, or a one-line error."""
-        self.state.ensure_engine()
-        from sda_gui.core.datasets import load_trajectories
-
-        raw, meta = load_trajectories(path)
-        raw = np.asarray(raw)
-        if raw.ndim < 3:
-            raise ValueError(f"expected trajectories (M, T, *state) or (T, *state), got shape {raw.shape}")
-        if raw.shape[0] == 0:
-            raise ValueError(f"the file holds no trajectories (shape {raw.shape})")
-        with np.errstate(over="ignore"):
-            x = raw.astype(np.float32)
-        if not np.isfinite(x).all():
-            what = "values beyond float32's range" if np.isfinite(raw).all() else "NaN or infinity"
-            raise ValueError(f"the trajectories hold {what}")
-        system = system_for_shape(x.shape[2:], meta)
-        if tuple(system.state_shape) != tuple(x.shape[2:]):
-            raise ValueError(f"states of shape {x.shape[2:]} do not fit {system.title} {system.state_shape}")
-        if x.shape[1] < 3:
-            raise ValueError(f"trajectories of {x.shape[1]} states are too short (a window needs at least 3)")
-        return x, meta, system
-
-    def select_trajectory(self, index: int):
-        x = self.state.dataset
-        if x is None or not (0 <= index < x.shape[0]):
-            return
-        name = self.state.dataset_source.split(" (#")[0]
-        self.state.set_truth(x[index], dataset=x, source=f"{name} (#{index} of {x.shape[0]})")

@@ -155,14 +155,17 @@ class TrainingPanel(QWidget):
         current = self.data_combo.currentData()
         self.data_combo.blockSignals(True)
         self.data_combo.clear()
-        self.data_combo.addItem("simulate a training set", "simulate")
+        # a data system (trajectories from a file) has no dynamics to simulate a training set with
+        if getattr(self.state.system, "has_dynamics", True):
+            self.data_combo.addItem("simulate a training set", "simulate")
         ds = self.state.dataset
         if ds is not None:
             self.data_combo.addItem(f"loaded file ({ds.shape[0]} × {ds.shape[1]} states)", "loaded")
             # newly loaded trajectories are what the user wants to train on; the same ones
             # (another truth picked from them) keep the source the user chose
             fresh = ds is not self._dataset
-            self.data_combo.setCurrentIndex(1 if fresh or current != "simulate" else 0)
+            loaded = self.data_combo.findData("loaded")
+            self.data_combo.setCurrentIndex(loaded if fresh or current != "simulate" else 0)
         self._dataset = ds
         self.data_combo.blockSignals(False)
         self._data_source_changed()

@@ -218,6 +218,9 @@ def _evaluate(sub):
                        description="W1 of SDA posteriors to a particle-filter posterior, on the paper's Lorenz-63 "
                                    "cases.")
     e.add_argument("--system", default="lorenz63", help="lorenz63 (the protocol is defined for it only)")
+    e.add_argument("--system-file", action="append", metavar="PATH.py",
+                   help="a Python file defining DynamicalSystem subclasses, loaded first as elsewhere "
+                        "(the protocol still runs on lorenz63 only; repeatable)")
     e.add_argument("--models", nargs="*", help="checkpoints to compare (default: the shipped model)")
     e.add_argument("--corrections", default="0,1,2", help="comma-separated Langevin corrections C (each ≥ 0)")
     e.add_argument("--cases", type=int, default=6, help="observed trajectories per protocol (≥ 1)")
@@ -240,7 +243,11 @@ def _bench(sub):
                    help="assimilate: sampling time per C; train: steps/s; solver: Kolmogorov solver speed; case: the "
                         "paper's Kolmogorov case; gui: animation and stalls; threads: seconds per step for 1..cores "
                         "threads; classical: our EnKF/LETKF against DAPPER")
-    b.add_argument("--system", default="lorenz63", help=f"system: one of {', '.join(SYSTEM_NAMES)}")
+    b.add_argument("--system", default="lorenz63", help=f"system: one of {', '.join(SYSTEM_NAMES)}, or a "
+                                                         f"system of a --system-file")
+    b.add_argument("--system-file", action="append", metavar="PATH.py",
+                   help="a Python file defining DynamicalSystem subclasses; its systems join the built-in "
+                        "ones by their name (repeatable)")
     b.add_argument("--model", help="score model checkpoint (default: the shipped model)")
     b.add_argument("--samples", type=int, help="samples (≥ 1; default 1024, case 1, threads 64)")
     b.add_argument("--members", type=int, default=40, help="ensemble members (classical; ≥ 1)")
@@ -259,6 +266,12 @@ def _bench(sub):
     b.add_argument("--amp", action="store_true", help="bf16 autocast of the network on CUDA (case)")
     b.add_argument("--window-split", action=argparse.BooleanOptionalAction, default=True,
                    help="differentiate only the windows of observed states")
+    b.add_argument("--fast-paths", action=argparse.BooleanOptionalAction, default=True,
+                   help="assimilate: fused network and cache-sized window chunks (off: the plain path, one batch)")
+    b.add_argument("--memory-budget", type=float, metavar="MIB",
+                   help="assimilate: activation memory of a network call, in MiB (default 2048 on the CPU, half "
+                        "the GPU's memory)")
+    b.add_argument("--profile", action="store_true", help="assimilate: where one run's CPU time goes, by operator")
     _common(b, seed=False)
     return b
 

@@ -7,7 +7,9 @@
 - ``residual_std``: RMS of ``A(x) − y`` over samples and observed entries; near the
   observation std when samples explain the data as well as the truth does.
 - ``physical_residual``: RMS one-step transition error ``x_{i+1} − f(x_i)``
-  (deterministic ``f``); true trajectories score the transition-noise level.
+  (deterministic ``f``); true trajectories score the transition-noise level. A
+  system without dynamics (a data system: no ``f``) has none: NaN, and ``summary``
+  leaves it out.
 
 Calibration scores of members ``(N, L, *state_shape)`` against a truth, defined
 in ``core.calibration`` and re-exported here: ``crps`` (fair ensemble CRPS),
@@ -72,6 +74,8 @@ def residual_std(samples, observation) -> float:
 
 
 def physical_residual(samples, system) -> float:
+    if not getattr(system, "has_dynamics", True):
+        return float("nan")          # trajectories from a file: there is no f to step
     x = torch.as_tensor(_np(samples), dtype=torch.float32)
     n, length = x.shape[:2]
     with torch.no_grad():
@@ -86,6 +90,6 @@ def summary(samples, truth=None, observation=None, system=None) -> dict:
     if observation is not None:
         out["residual_std"] = residual_std(samples, observation)
         out["obs_std"] = float(np.mean(observation.observed_std()))
-    if system is not None:
+    if system is not None and getattr(system, "has_dynamics", True):
         out["physical_residual"] = physical_residual(samples, system)
     return out

@@ -25,10 +25,11 @@ def span(spec: str, index: int) -> str:
 
 def _field_entries(state, t: int, c: int, r: int, lead: tuple) -> list[tuple[str, tuple]]:
     """(component name, index) of the components the hover reports: those the tools mark."""
-    if len(state.state_shape) != 3:
+    grid = state.observed_grid                  # the painted grid: ω has one component
+    if len(grid) != 3:
         return [("", (t, c, r))]
-    chans = [lead[0]] if lead and isinstance(lead[0], int) else range(state.state_shape[0])
-    names = state.system.variable_names
+    chans = [lead[0]] if lead and isinstance(lead[0], int) else range(grid[0])
+    names = ops.observed_names(state.state_shape, state.operator, state.system.variable_names)
     return [(names[k] if k < len(names) else str(k), (t, k, c, r)) for k in chans]
 
 

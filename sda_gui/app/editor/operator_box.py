@@ -1,8 +1,12 @@
 """*Observe through*: the observation operator the pattern is painted for.
 
-Directly (every grid point), block means (``coarsen:n``) or every n-th point
-(``subsample:n``), with the factors the state grid allows. One row under the grid:
-the two choices and a line saying what one cell of the grid is.
+Every operator the core knows for the state grid (``operators.offered_operators``):
+directly (every grid point), block means (``coarsen:n``) or every n-th point
+(``subsample:n``) with the factors the grid allows, the saturating ``w / (1 + |w|)``,
+the vorticity of a velocity field (and its saturated form) and the operators of loaded
+plugin files (``plugin:NAME``). A spec from a file that is none of these (a chain such
+as ``coarsen:4+saturate``) is shown as one more choice. One row under the grid: the
+choices and a line saying what one cell of the grid is.
 """
 
 from __future__ import annotations
@@ -25,8 +29,7 @@ class OperatorBox(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.operator_combo = QComboBox()
-        for kind, label in ops.KINDS.items():
-            self.operator_combo.addItem(label, kind)
+        self.operator_combo.addItem(ops.KINDS["identity"], "identity")
         self.operator_combo.setToolTip("The observation operator A: what one observed value measures")
         self.factor_combo = QComboBox()
         self.factor_combo.setToolTip("Block size (coarsen) or step (subsample), in grid points")
@@ -45,41 +48,55 @@ class OperatorBox(QWidget):
         self.factor_combo.activated.connect(lambda _: self._picked())
         self._factors: list = []
 
+    def keys(self) -> list[str]:
+        """The choices offered now: ``identity``, ``coarsen``, ``subsample`` or whole specs."""
+        return [self.operator_combo.itemData(i) for i in range(self.operator_combo.count())]
+
+    def spec_of(self, key: str, factor: Optional[int] = None) -> Optional[str]:
+        """The spec a choice stands for (a factor kind with ``factor``, or the default one)."""
+        if key == "identity":
+            return None
+        if key in ops.FACTOR_KINDS:
+            if factor is None:
+                factors = self._factors
+                factor = 4 if 4 in factors else (factors[0] if factors else 2)
+            return f"{key}:{factor}"
+        return key
+
     def _picked(self):
-        kind = self.operator_combo.currentData()
-        if kind == "identity":
-            self.chosen.emit(None)
-            return
-        factor = self.factor_combo.currentData()
-        if factor is None:
-            factors = self._factors
-            factor = 4 if 4 in factors else (factors[0] if factors else 2)
-        self.chosen.emit(f"{kind}:{factor}")
+        self.chosen.emit(self.spec_of(self.operator_combo.currentData(), self.factor_combo.currentData()))
 
     def sync(self, state_shape: tuple, spec: Optional[str], observed_grid: tuple, is_field: bool):
-        """Shows ``spec`` in the combos; offers operators only where the grid allows."""
+        """Shows ``spec`` in the combos; offers the operators the state grid allows."""
         factors = ops.operator_factors(state_shape)
         self._factors = factors
-        if spec and ops.factor_of(spec) not in factors:
+        geometric = ops.is_geometric(spec)
+        if geometric and ops.factor_of(spec) not in factors:
             factors = sorted(set(factors) | {ops.factor_of(spec)})  # e.g. from a loaded file
+        offered = ops.offered_operators(state_shape)
+        key = ops.kind_of(spec) if (geometric or not spec) else spec
+        if key not in [k for k, _ in offered]:
+            offered.append((key, key))                     # a chain or a kind from a file, shown as it is
         for combo in (self.operator_combo, self.factor_combo):
             combo.blockSignals(True)
+        self.operator_combo.clear()
+        for k, label in offered:
+            self.operator_combo.addItem(label, k)
         self.factor_combo.clear()
         for f in factors:
             self.factor_combo.addItem(f"×{f}", f)
-        self.operator_combo.setCurrentIndex(max(0, self.operator_combo.findData(ops.kind_of(spec))))
-        wanted = ops.factor_of(spec) if spec else 4
+        self.operator_combo.setCurrentIndex(max(0, self.operator_combo.findData(key)))
+        wanted = ops.factor_of(spec) if geometric else 4
         self.factor_combo.setCurrentIndex(max(0, self.factor_combo.findData(wanted)))
         for combo in (self.operator_combo, self.factor_combo):
             combo.blockSignals(False)
-        self.setEnabled(bool(factors) or bool(spec))
-        self.factor_combo.setEnabled(bool(spec))
+        self.setEnabled(len(offered) > 1)
+        self.factor_combo.setEnabled(geometric)
         grid = "×".join(map(str, observed_grid[-2:] if is_field else observed_grid))
-        per = " per component" if is_field and len(state_shape) > 2 else ""
-        if not factors and not spec:
-            text = "No spatial grid to coarsen: each variable is observed directly."
-        elif not spec:
-            text = f"Each cell is one grid point of the state ({grid}{per})."
+        per = " per component" if is_field and len(observed_grid) > 2 and observed_grid[0] > 1 else ""
+        if not spec:
+            text = (f"Each cell is one grid point of the state ({grid}{per})." if factors
+                    else "No spatial grid to coarsen: each variable is observed directly.")
         else:
             text = f"Each cell is one observed value: {ops.describe(spec, is_field)} ({grid}{per})."
         self.operator_label.setText(text)

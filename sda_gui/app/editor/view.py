@@ -144,7 +144,7 @@ class GridView(QWidget):
         """Indices between time and the painted spatial axes (the observed channels)."""
         if not self.is_field:
             return ()
-        extra = self.state.state_shape[:-2]
+        extra = self.state.observed_grid[:-2]     # the painted grid's components (ω: one)
         c = self.channel_combo.currentData()
         lead = tuple(slice(None) for _ in extra)
         if c is not None and extra:
@@ -187,14 +187,15 @@ class GridView(QWidget):
         for combo in (self.display_combo, self.channel_combo):
             combo.blockSignals(True)
             combo.clear()
-        names = st.system.variable_names
         spec = st.operator
+        names = ops.observed_names(st.state_shape, spec, st.system.variable_names)
         if self.is_field:
             self.plot.setLabel("bottom", _field_axis_label(spec, "x"))
             self.plot.setLabel("left", _field_axis_label(spec, "y"))
             for axis, n in (("bottom", cols), ("left", rows)):
                 self._set_pixel_ticks(self.plot.getAxis(axis), spec, n)
-            if vorticity_fn(st.system) is not None:
+            # the fine vorticity under the operator's cells, where the operator reads velocities cell-wise
+            if vorticity_fn(st.system) is not None and names == list(st.system.variable_names):
                 self.display_combo.addItem("vorticity", "vorticity")
             for i, n in enumerate(names):
                 self.display_combo.addItem(n, i)
@@ -218,10 +219,8 @@ class GridView(QWidget):
             combo.blockSignals(False)
         # short titles: a title wider than the view widens the plot and cuts off the colour bar
         title = f"{st.system.title} {'truth at the chosen time' if self.is_field else 'truth'}"
-        if ops.kind_of(spec) == "coarsen":
-            title = f"{st.system.title}: block means ×{ops.factor_of(spec)} of the truth"
-        elif ops.kind_of(spec) == "subsample":
-            title = f"{st.system.title}: truth at every {ops.ordinal(ops.factor_of(spec))} point"
+        if spec:
+            title = f"{st.system.title}: {ops.observed_title(spec)}"
         self.plot.setTitle(f"{title}: framed cells are observed", size="10pt")
         self.image.setRect(QRectF(0, 0, cols, rows))
         self.overlay.setRect(QRectF(0, 0, cols, rows))

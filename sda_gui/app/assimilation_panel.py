@@ -16,6 +16,9 @@ changes: the pattern, truth and earlier results stay.
 
 While the engine loads (the window's first seconds) the panel says so and Assimilate
 waits: a click then starts the run as soon as the shipped model is loaded.
+
+*Auto-run* (``live_run.LiveRun``, small systems only) reruns after a change of the
+sampler settings or of the pattern, cancelling a run still going first.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from . import engine
 from .assimilation_job import make_job, preview_count
 from .assimilation_settings import GUIDANCES, SamplerForm
 from .common import format_eta, is_out_of_memory, memory_hint, one_line
+from .live_run import LiveRun
 from .model_picker import ModelPicker, _checkpoint
 from .state import AppState, Results
 from .workers import JobRunner
@@ -77,6 +81,7 @@ class AssimilationPanel(QWidget):
         self.assimilate_button.setStyleSheet("font-weight: bold;")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.auto_check = QCheckBox("Auto-run on every change")
         self.progress = QProgressBar()
         self.progress.setFormat("ready")
         self.progress.setValue(0)
@@ -92,6 +97,7 @@ class AssimilationPanel(QWidget):
         layout.addWidget(self.picker)
         layout.addWidget(self.form)
         layout.addLayout(buttons)
+        layout.addWidget(self.auto_check)
         layout.addWidget(self.progress)
         layout.addWidget(self.error)
         layout.addStretch(1)
@@ -112,6 +118,8 @@ class AssimilationPanel(QWidget):
         else:
             self.model_combo.addItem("loading…", None)
             self._update_model_info()
+        # last: its handlers of a new system run after the defaults above were applied
+        self.live = LiveRun(self, self.auto_check)
 
     def _engine_ready(self):
         """The engine has loaded: the real device list, the shipped model, and a run asked for meanwhile."""

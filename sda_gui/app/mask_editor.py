@@ -107,6 +107,11 @@ class MaskEditor:
         self.reset(mask, keep_history=True)
 
     # strokes ----------------------------------------------------------------------------
+    @property
+    def in_stroke(self) -> bool:
+        """Whether a drag is painting right now (its edits become one undo step at its end)."""
+        return self._stroke_start is not None
+
     def begin_stroke(self):
         if self._stroke_start is None:
             self._stroke_start = self.mask.copy()

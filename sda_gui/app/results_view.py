@@ -7,6 +7,12 @@ this module picks the kind for the system and drives it from an
 (``result_metrics``, on the worker); the view shows them in one line, the time shown
 beside it, and a warning banner when the run blew up. Metrics line, time and plots
 form one widget (``plot_widget``), so exported frames carry all three.
+
+The view remembers the posterior mean and spread of the last two finished results
+it showed (``_finals``): the one before the result shown — or, while a run previews,
+the last one — is the *ghost* that the curve plots draw faintly as "previous"
+(*Show previous* toggles it), so each rerun is seen against the one it replaces.
+Field images draw no ghost.
 """
 
 from __future__ import annotations
@@ -75,6 +81,10 @@ class ResultsView(QWidget):
         self.warnings: list = []
         self.shown: Optional[Results] = None
         self._stale = False   # a preview came while hidden
+        #: (results, {"mean", "std"}) of the last two finished results shown, oldest first
+        self._finals: list = []
+        #: what the plots draw as the previous result (None: nothing to compare with, or hidden)
+        self.ghost: Optional[dict] = None
 
         sp = QStyle.StandardPixmap
         self._play_icon = self.style().standardIcon(sp.SP_MediaPlay)
@@ -102,6 +112,10 @@ class ResultsView(QWidget):
         self.sample_spin.setRange(1, 1)
         self.sample_spin.setPrefix("#")
         self.sample_spin.setToolTip("Which sample the 'one sample' view and the sample panel show")
+        self.previous_check = QCheckBox("Show previous")
+        self.previous_check.setChecked(True)
+        self.previous_check.setToolTip("Draw the previous result's posterior mean as a dashed grey curve "
+                                       "(\"previous\"), to compare with this one")
         self.metrics_label = QLabel()
         self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
         self.metrics_label.setStyleSheet("padding: 2px;")
@@ -150,6 +164,7 @@ class ResultsView(QWidget):
         bar.addWidget(QLabel("show"))
         bar.addWidget(self.mode_combo)
         bar.addWidget(self.sample_spin)
+        bar.addWidget(self.previous_check)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.figure, 1)
@@ -164,6 +179,7 @@ class ResultsView(QWidget):
         self.loop_check.toggled.connect(self.controller.set_loop)
         self.mode_combo.currentIndexChanged.connect(lambda _: self._mode_changed())
         self.sample_spin.valueChanged.connect(lambda _: self._mode_changed())
+        self.previous_check.toggled.connect(lambda _: self._show_ghost())
         self.controller.frameChanged.connect(self.show_frame)
         self.controller.playingChanged.connect(
             lambda p: self.play_button.setIcon(self._pause_icon if p else self._play_icon))
@@ -231,6 +247,7 @@ class ResultsView(QWidget):
         self.plots = plots_for_system(system)
         self._plots_key = key
         self.stack.addWidget(self.plots.widget)
+        self.previous_check.setEnabled(self.plots.has_ghost)
 
     def refresh(self):
         """Shows the preview while a run is going on, else the last results.
@@ -246,6 +263,10 @@ class ResultsView(QWidget):
             res = None
         self.shown = res
         if res is None:
+            self._finals.clear()   # cleared results (a new scenario, another system): nothing to compare with
+            self.ghost = None
+            if self.plots is not None:
+                self.plots.ghost = None
             self.stack.setCurrentWidget(self.empty)
             self.set_status("")
             self.set_warnings([])
@@ -260,7 +281,11 @@ class ResultsView(QWidget):
         self.plots.sample = self.sample_spin.value() - 1
         self.controller.set_frame_count(res.length)
         self.plots.frame = min(self.controller.frame, res.length - 1)
+        # the ghost goes in first, so that the axes fitted to this result make room for it
+        self.ghost = self._ghost_for(res)
+        self.plots.ghost = self.ghost if self.previous_check.isChecked() else None
         self.plots.set_results(res)
+        self._remember(res)
         if res.preview:
             # metrics wait for the final samples: the UI thread stays free while the sampler runs.
             # One text for the whole run (the step shows in the Assimilate panel): a label whose
@@ -283,6 +308,30 @@ class ResultsView(QWidget):
                 self.set_warnings([])
         self._update_controls()
         self.show_frame(self.plots.frame)
+
+    # the previous result ------------------------------------------------------------------
+    def _ghost_for(self, res: Results) -> Optional[dict]:
+        """The last finished result before ``res``, when it has ``res``'s shape (else None)."""
+        if not self.plots.has_ghost:
+            return None
+        earlier = [g for r, g in self._finals if r is not res]
+        if not earlier or earlier[-1]["mean"].shape != tuple(res.samples.shape[1:]):
+            return None
+        return earlier[-1]
+
+    def _remember(self, res: Results):
+        """Keeps a finished result's mean and spread (computed with its plot data) for the next ghost."""
+        d = self.plots.last_data
+        if res.preview or not self.plots.has_ghost or d is None or "mean" not in d.arrays:
+            return
+        if self._finals and self._finals[-1][0] is res:
+            return
+        self._finals = (self._finals + [(res, {"mean": d.arrays["mean"], "std": d.arrays["std"]})])[-2:]
+
+    def _show_ghost(self):
+        """*Show previous* toggled: draws or hides the ghost without refitting the axes."""
+        if self.plots is not None and self.shown is not None:
+            self.plots.set_ghost(self.ghost if self.previous_check.isChecked() else None)
 
     def showEvent(self, event):
         super().showEvent(event)

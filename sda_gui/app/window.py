@@ -162,7 +162,7 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
         self.training_panel.errorRaised.connect(lambda _: self.tabs.setCurrentWidget(self.training_panel))
         self.state.message.connect(self.show_message)
         self.assimilation_panel.runStarting.connect(self._run_starting)
-        self.assimilation_panel.runStarted.connect(self._run_started)
+        self.assimilation_panel.runStarted.connect(lambda: self.show_message("assimilating…"))
         self.assimilation_panel.runEnded.connect(self._run_ended)
         self.training_panel.modelSaved.connect(self._model_saved)
         self.assimilation_panel.runner.stateChanged.connect(self._update_actions)
@@ -331,11 +331,9 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
 
     def _run_starting(self, blank):
         self.results_view.pause()
-        self.tabs.setCurrentWidget(self.results_view)
+        if not (self.assimilation_panel.live.quiet_tab and self.tabs.currentWidget() is self.grid_editor):
+            self.tabs.setCurrentWidget(self.results_view)
         self.assimilation_panel.preview_prepare = self.results_view.prepare_for_run(blank)
-
-    def _run_started(self):
-        self.show_message("assimilating…")
 
     def _run_ended(self, how: str):
         if how == "finished":
@@ -380,10 +378,11 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
         """Stops every worker and joins its thread: nothing outlives the window.
 
-        Every job is told to stop first, so they wind down together; a job returns within
-        one step of its loop. True when every thread has ended (``shutdown_report``).
+        Every job is told to stop first (and no auto-run starts one), so they wind down together;
+        a job returns within one step of its loop. True when every thread has ended (``shutdown_report``).
         """
         self._shut_down = True
+        self.assimilation_panel.live.stop()
         self.results_view.pause()
         self.lesson_runner.shutdown(timeout_s)
         runners = self._runners()

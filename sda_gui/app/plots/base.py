@@ -7,6 +7,11 @@ then hands ready arrays to the plot items on the UI thread. While a run goes on
 (``begin_run``) colour levels, ranges and titles stay fixed, so a preview repaints
 pixels, never axes. ``show_frame`` moves only cheap things: animation calls it at 60+
 frames per second.
+
+A *ghost* is the posterior mean (and spread) of the result shown before this one,
+which the results view keeps and hands over with ``set_ghost``: kinds with curves
+(``has_ghost``) draw it as a faint dashed grey line labelled "previous", so a rerun
+with other settings can be compared with the last one at a glance.
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from ..state import Results
 from .common import Legend
 from .data import PlotData
 
-__all__ = ["Plots"]
+__all__ = ["Plots", "GHOST_PEN", "GHOST_BRUSH", "GHOST_LABEL"]
+
+#: the previous result's mean: grey and dashed, so it reads as "not this result" beside the red mean
+GHOST_PEN = pg.mkPen((110, 110, 110), width=1.5, style=Qt.PenStyle.DashLine)
+#: its ±1 std band, fainter than the current one's
+GHOST_BRUSH = pg.mkBrush(110, 110, 110, 40)
+GHOST_LABEL = "previous"
 
 
 class Plots:
@@ -33,6 +44,8 @@ class Plots:
     """
 
     kind = ""
+    #: whether this kind draws the previous result's mean (``set_ghost``); image panels do not
+    has_ghost = False
     #: colour map of each level kind (``run_levels`` keys) of the image panels
     tables: dict = {}
 
@@ -46,6 +59,10 @@ class Plots:
         #: colour levels and ranges kept while a run's previews come in (None: not running)
         self.run_levels: Optional[dict] = None
         self._running = False
+        #: the ``PlotData`` drawn last (the results view keeps a final one's mean as the next ghost)
+        self.last_data: Optional[PlotData] = None
+        #: ``{"mean": (L, …), "std": (L, …)}`` of the previous result, drawn faintly; None: none shown
+        self.ghost: Optional[dict] = None
 
     def add_legend_row(self, row: int, columns: int = 6) -> Legend:
         """A legend in a row of its own above the plots: it never covers data."""
@@ -112,7 +129,19 @@ class Plots:
             self._running = False
             self.run_levels = None
             levels = d.levels
+        self.last_data = d
         self.apply(d, levels)
+
+    def set_ghost(self, ghost: Optional[dict]):
+        """Draws ``ghost`` (the previous result's ``mean`` and ``std``, shaped as this result's) or hides it."""
+        if not self.has_ghost:
+            return
+        self.ghost = ghost
+        if self.results is not None:
+            self.draw_ghost()
+
+    def draw_ghost(self):
+        """Puts ``self.ghost`` on the plot items (and the legend); kinds with ``has_ghost`` define it."""
 
     @staticmethod
     def _finite(d: PlotData) -> bool:

@@ -5,7 +5,9 @@ band about the mean), the mean, the truth, the observed points and a time marker
 Right, 2-D phase projections of the trajectories with the samples, mean and truth at
 time t as moving markers. One legend row above both says what each line and marker
 is. Observed points are drawn only for direct observations: the values of an
-operator mix variables (the metrics line names the operator instead).
+operator mix variables (the metrics line names the operator instead). The previous
+result's mean (a *ghost*, ``Plots.set_ghost``) runs dashed and grey beside each
+variable's curves, with its ±1 std band in the *mean ± spread* mode.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pyqtgraph as pg
 
 from ..plotting import COLORS, SAMPLE_PEN
 from ..state import Results
-from .base import Plots
+from .base import GHOST_BRUSH, GHOST_LABEL, GHOST_PEN, Plots
 from .common import TimeMarker, band_sample, cache_static_items, sample_curve, set_curve
 from .data import PlotData, low_dim_data, spaghetti
 
@@ -31,6 +33,7 @@ MARKER_LABELS = {"samples": "samples at t", "mean": "mean at t", "truth": "truth
 
 class LowDimPlots(Plots):
     kind = "lowdim"
+    has_ghost = True
     compute = staticmethod(low_dim_data)
 
     def __init__(self, system):
@@ -62,7 +65,17 @@ class LowDimPlots(Plots):
             }
             items["band"] = band_sample(pg.FillBetweenItem(items["lo"], items["hi"], brush=pg.mkBrush(COLORS["spread"])),
                                         mean_pen)
-            for key in ("lo", "hi", "band", "samples", "mean", "truth", "obs"):
+            # the previous result: its band under the samples, its mean over them and under this mean
+            items["ghost"] = pg.PlotDataItem(pen=GHOST_PEN)
+            items["ghost_lo"] = pg.PlotDataItem(pen=pg.mkPen(None))
+            items["ghost_hi"] = pg.PlotDataItem(pen=pg.mkPen(None))
+            items["ghost_band"] = band_sample(pg.FillBetweenItem(items["ghost_lo"], items["ghost_hi"],
+                                                                 brush=GHOST_BRUSH), GHOST_PEN)
+            # hidden items do not count when the axes are fitted: the band's edges only in its mode
+            for key in ("ghost", "ghost_lo", "ghost_hi", "ghost_band"):
+                items[key].setVisible(False)
+            for key in ("lo", "hi", "band", "ghost_lo", "ghost_hi", "ghost_band", "samples", "ghost", "mean", "truth",
+                        "obs"):
                 p.addItem(items[key])
             items["line"] = TimeMarker(p)
             items["plot"] = p
@@ -99,7 +112,8 @@ class LowDimPlots(Plots):
         cache_static_items(self.layout)
         # curves against time and phase trajectories stay put while the time moves: blit them
         mode = pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
-        static = [items[key] for items in self.var_plots for key in ("samples", "mean", "truth", "obs", "band")]
+        static = [items[key] for items in self.var_plots
+                  for key in ("samples", "mean", "truth", "obs", "band", "ghost", "ghost_band")]
         static += [items[key] for items in self.phase for key in ("samples", "truth")]
         for item in static:
             # a PlotDataItem draws through its curve and scatter children, each with its own cache
@@ -124,6 +138,9 @@ class LowDimPlots(Plots):
         has_truth = getattr(self, "truth", 0) is not None
         obs = self.results.observation if self.results is not None else None
         lead += [(first["truth"], "truth")] if has_truth else []
+        if self.ghost is not None:
+            lead += [(first["ghost_band"], f"{GHOST_LABEL} ± 1 std") if self.mode == "spread"
+                     else (first["ghost"], GHOST_LABEL)]
         lead += [(first["obs"], "observations")] if obs is None or not obs.operator else []
         lead += [(first["line"], "time t")]
         markers = [k_ for k_ in MARKER_STYLES if k_ != "truth" or has_truth]
@@ -142,7 +159,9 @@ class LowDimPlots(Plots):
         self.shown = shown
         length = self.mean.shape[0]
         obs = self.results.observation
-        self._update_legend(a.get("k", 0))
+        self._k = a.get("k", 0)
+        # before the axes are fitted: they make room for the previous result too
+        self.draw_ghost()
         # previews keep the axes of the first one that had numbers: refitting means new tick labels
         fit = not (self._running and self._ranged)
         if self._running and self._finite(d):
@@ -174,6 +193,25 @@ class LowDimPlots(Plots):
             if fit:
                 self._fit(items["plot"], 0.05)
         self.show_frame(min(self.frame, length - 1))
+
+    def draw_ghost(self):
+        g = self.ghost
+        mean = getattr(self, "mean", None)
+        on = g is not None and mean is not None and g["mean"].shape == mean.shape
+        if on:
+            t = np.arange(mean.shape[0], dtype=np.float32)
+        for i, items in enumerate(self.var_plots):
+            items["ghost"].setVisible(on)
+            for key in ("ghost_lo", "ghost_hi", "ghost_band"):
+                items[key].setVisible(on and self.mode == "spread")
+            if on:
+                m, s = g["mean"][:, i], g["std"][:, i]
+                set_curve(items["ghost"], t, m)
+                set_curve(items["ghost_lo"], t, m - s)
+                set_curve(items["ghost_hi"], t, m + s)
+        if not on:
+            self.ghost = None
+        self._update_legend(getattr(self, "_k", 0))
 
     def show_frame(self, t: int):
         if self.results is None:

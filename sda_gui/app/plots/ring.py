@@ -6,6 +6,8 @@ then five Hovmöller maps (time along x, variable along y) — the truth, the po
 mean, a sample, the spread and the error of the mean — each with a time marker at t.
 Observations through an operator are drawn where they belong: a block mean at its
 block's centre, a sample at its point. Values are physical, in the system's units.
+The previous result's mean at time t (a *ghost*, ``Plots.set_ghost``) is a dashed
+grey curve among the state curves; the maps show this result only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from PySide6.QtCore import QRectF
 from .. import operators as ops
 from ..plotting import COLORS, SAMPLE_PEN
 from ..state import Results
-from .base import Plots
+from .base import GHOST_LABEL, GHOST_PEN, Plots
 from .common import (TimeMarker, band_sample, cache_static_items, image_plot, put_image, quantity, sample_curve,
                      set_curve, set_range, set_title)
 from .data import PlotData, ring_data, ring_run_levels, spaghetti
@@ -34,6 +36,7 @@ MAPS = {"truth": ("Truth", "CET-D1", 1, 1), "mean": ("Posterior mean", "CET-D1",
 
 class RingPlots(Plots):
     kind = "ring"
+    has_ghost = True
     tables = {"state": "CET-D1", "spread": "viridis"}
     compute = staticmethod(ring_data)
 
@@ -62,7 +65,10 @@ class RingPlots(Plots):
         self.mean_item = pg.PlotCurveItem(pen=mean_pen)
         self.truth_item = pg.PlotCurveItem(pen=pg.mkPen(COLORS["truth"], width=1.5))
         self.obs_item = pg.ScatterPlotItem(symbol="o", size=8, pen=pg.mkPen("k"), brush=pg.mkBrush(COLORS["obs"]))
-        for it in (self.band_lo, self.band_hi, self.band, self.samples_item, self.mean_item, self.truth_item, self.obs_item):
+        self.ghost_item = pg.PlotCurveItem(pen=GHOST_PEN)
+        self.ghost_item.setVisible(False)
+        for it in (self.band_lo, self.band_hi, self.band, self.samples_item, self.ghost_item, self.mean_item,
+                   self.truth_item, self.obs_item):
             self.curve_plot.addItem(it)
         # the time of the curves, inside the plot (it travels with PNG, SVG and GIF exports)
         self.time_text = pg.TextItem("", color=(0, 0, 0), anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 220))
@@ -99,6 +105,7 @@ class RingPlots(Plots):
         else:
             lead = [(self.samples_item, "samples"), (self.mean_item, "posterior mean")]
         truth = [(self.truth_item, "truth")] if getattr(self, "truth", 0) is not None else []
+        truth += [(self.ghost_item, GHOST_LABEL)] if self.ghost is not None else []
         self.legend.show_entries(lead + truth + [(self.obs_item, self._obs_text),
                                                  (self.hov["mean"][3], "time t (in the maps)")])
 
@@ -111,7 +118,8 @@ class RingPlots(Plots):
         kind, f = ops.kind_of(spec), ops.factor_of(spec)
         self._obs_text = {"coarsen": f"observed block means ×{f}",
                           "subsample": f"observations (every {ops.ordinal(f)})"}.get(kind, "observations")
-        self._update_legend(a["k"])
+        self._k = a["k"]
+        self.draw_ghost(frame=False)
         set_range(self.curve_plot, (-0.5, v - 0.5), levels["curve"])
         self.time_text.setPos(-0.5, levels["curve"][1])
         rect = QRectF(0, 0, length, v)
@@ -129,11 +137,22 @@ class RingPlots(Plots):
         self.mean_item.setVisible(self.mode != "one")
         self.show_frame(min(self.frame, length - 1))
 
+    def draw_ghost(self, frame: bool = True):
+        on = self.ghost is not None and self.ghost["mean"].shape == getattr(self, "mean", np.zeros(0)).shape
+        if not on:
+            self.ghost = None
+        self.ghost_item.setVisible(on)
+        self._update_legend(getattr(self, "_k", 0))
+        if frame:
+            self.show_frame(min(self.frame, self.mean.shape[0] - 1))
+
     def show_frame(self, t: int):
         if self.results is None:
             return
         self.frame = t
         j = np.arange(self.mean.shape[1], dtype=np.float32)
+        if self.ghost is not None:
+            set_curve(self.ghost_item, j, self.ghost["mean"][t])
         if self.mode != "spread":
             xs, ys = spaghetti(self.shown[:, t, :], j)
             self.samples_item.setData(xs, ys)

@@ -195,11 +195,74 @@ def test_every_check_of_every_lesson_passes_on_the_shipped_models(lesson_id):
     assert results and all(r.passed for _, r in results), [r.text for _, r in results]
 
 
-def test_one_lesson_check_passes_on_the_shipped_model(one_torch_thread):
-    """The fast one: lesson 3's first step (Lorenz-63, dense observations) on the shipped model."""
+def test_a_step_model_must_be_a_shipped_model_or_a_file_and_names_its_line():
+    text = GOOD.replace('action = "assimilate"', 'action = { model = "lorenz63_k9.pt", run = "assimilate" }')
+    err = _error(text)
+    assert "steps[0].action.model: model 'lorenz63_k9.pt' is neither a shipped model" in str(err), str(err)
+    assert "lorenz63_k1.pt" in str(err) and "\n" not in str(err)
+    assert err.line == _line_of(text, "lorenz63_k9.pt") and str(err).startswith(f"bad.toml, line {err.line}: ")
+    text = GOOD.replace('action = "assimilate"', 'action = { model = 3 }')
+    err = _error(text)
+    assert "steps[0].action.model: must be non-empty text" in str(err) and err.line == _line_of(text, "model = 3")
+    one = 'action = { model = "lorenz63_k1.pt", run = "assimilate" }'
+    good = parse_lesson(GOOD.replace('action = "assimilate"', one), "mine.toml")
+    assert good.steps[0].action["model"].name == "lorenz63_k1.pt" and good.steps[0].action["model"].is_file()
+
+
+def test_lesson_3_runs_one_case_with_the_k_1_2_3_models():
+    from sda_gui.core.diffusion.checkpoint import read_checkpoint
+
+    lesson = find_lesson("markov-blanket")
+    by_k = [s for s in lesson.steps if "model" in s.action]
+    assert [s.action["model"].name for s in by_k[:3]] == ["lorenz63_k1.pt", "lorenz63_k2.pt", "lorenz63.pt"]
+    for k, step in enumerate(by_k[:3], start=1):
+        ck = read_checkpoint(step.action["model"])
+        assert ck["k"] == k and ck["system"]["name"] == "lorenz63" and ck["arch"] == {"name": "resmlp", "width": 128,
+                                                                                       "depth": 4}
+        assert step.action["run"] == "assimilate" and step.question and step.answer and step.check is not None
+    # the same case: the second and third steps change the model only
+    assert all(set(s.action) == {"model", "run"} for s in by_k[1:3])
+    assert not any("train" in s.text.lower() and "--k" in s.text for s in lesson.steps)
+
+
+def test_every_model_a_lesson_names_fits_its_system():
+    from sda_gui.core.diffusion.checkpoint import read_checkpoint
+
+    for lesson in builtin_lessons():
+        models = [lesson.scenario.model_path] + [s.action["model"] for s in lesson.steps if "model" in s.action]
+        for path in models:
+            assert read_checkpoint(path)["system"]["name"] == lesson.scenario.system, (lesson.id, path.name)
+
+
+def _lesson_3_up_to(step_no: int):
+    """Lesson 3 performed headless up to step ``step_no`` (1-based); the run and that step."""
     from sda_gui.lessons.headless import HeadlessRun
 
     lesson = find_lesson("markov-blanket")
     run = HeadlessRun(lesson)
-    run.perform({"set": {"samples": 8, "steps": 32}, "run": "assimilate"})
-    assert evaluate_check(lesson.steps[0].check, run.metrics).passed
+    for step in lesson.steps[:step_no]:
+        run.perform(step.action)
+    return run, lesson.steps[step_no - 1]
+
+
+def test_lesson_3_k1_step_passes_its_check_on_the_shipped_model(one_torch_thread):
+    """The fast one: lesson 3's first step (k = 1) exactly as the lesson sets it."""
+    run, step = _lesson_3_up_to(1)
+    assert run.model.k == 1
+    result = evaluate_check(step.check, run.metrics)
+    assert result.passed, result.text
+
+
+@pytest.mark.slow
+def test_lesson_3_a_wider_blanket_fits_the_truth_better(one_torch_thread):
+    """k = 1, 2, 3 on the same case, as the lesson runs them: each check passes and the RMSE falls with k."""
+    from sda_gui.lessons.headless import HeadlessRun
+
+    lesson = find_lesson("markov-blanket")
+    run = HeadlessRun(lesson)
+    rmse = []
+    for step in lesson.steps[:3]:
+        run.perform(step.action)
+        assert evaluate_check(step.check, run.metrics).passed, (step.title, run.metrics)
+        rmse.append(run.metrics["rmse"])
+    assert rmse[0] > rmse[1] and rmse[0] > rmse[2], rmse

@@ -9,7 +9,8 @@ the window and its panels, in the order a user would click:
    *Simulate truth* (on the panel's worker; the rest waits for the truth);
 2. the operator and the pattern (``lessons.rules.pattern_mask`` on the observed
    grid) on the state's editor, then *Generate from truth* with σ_y and the seed;
-3. the model (the shipped file, or one beside the lesson), the sampler settings
+3. the model (the shipped file, or one beside the lesson; a step may change it, and a
+   model that cannot be used stops that step before it runs), the sampler settings
    (run seed 0, as ``lessons.headless`` measures the checks) and the comparison's
    methods and ensemble size;
 4. the view to show. Actions queued while the truth is simulated run once it is in.
@@ -24,6 +25,7 @@ whether or not the assimilation job passes ``record`` through.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional, Protocol
 
 from PySide6.QtCore import QObject, Signal
@@ -126,7 +128,7 @@ class LessonRunner(QObject):
         w, sc = self.window, self.scenario
         self._apply_pattern(sc.pattern)
         if sc.model_path is not None:
-            w.assimilation_panel.add_model_path(str(sc.model_path), select=True)
+            self.use_model(sc.model_path)
         self._apply_settings(sc.sampler)
         w.assimilation_panel.apply_settings({"seed": RUN_SEED})
         if sc.methods or "compare" in sc.views:
@@ -162,8 +164,11 @@ class LessonRunner(QObject):
             self.pending.append(action)
             return
         w = self.window
-        if "model" in action:
-            w.assimilation_panel.add_model_path(str(action["model"]), select=True)
+        if "model" in action and not self.use_model(action["model"]):
+            # running with the previous model would measure the wrong thing: stop here
+            name = Path(str(action["model"])).name
+            self.message.emit(f"lesson: could not use the model {name}; the step was not run")
+            return
         if "set" in action:
             self._apply_settings(action["set"])
         if "pattern" in action:
@@ -174,6 +179,19 @@ class LessonRunner(QObject):
             self.compare_panel.run()
         if "view" in action:
             self.show_view(action["view"])
+
+    def use_model(self, path) -> bool:
+        """Loads the model file ``path`` (checked against the system); False when it cannot be used.
+
+        A shipped model is already in the model list: it is selected there, not added a
+        second time as a user's checkpoint.
+        """
+        panel, path = self.window.assimilation_panel, str(path)
+        if panel.picker.model_combo.findData(path) >= 0:
+            ok = panel.select_model(path)
+        else:
+            ok = panel.add_model_path(path, select=True)
+        return bool(ok) and self.window.state.model_path == path
 
     def show_view(self, view: str) -> None:
         w = self.window

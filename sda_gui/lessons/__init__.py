@@ -25,7 +25,9 @@ A lesson file holds::
     answer = "Revealed on demand."
     check = { residual_within = 0.2 }      # see ``rules.evaluate_check``
 
-An action's parts are performed in the order model, set, pattern, view, run. The
+An action's parts are performed in the order model, set, pattern, view, run;
+``action = { model = "lorenz63_k1.pt", run = "assimilate" }`` runs the same case with
+another model (a shipped one or a file beside the lesson, as the scenario's). The
 whole file is checked on loading (``schema``): a problem is one ``LessonError`` line
 naming the file and the line. Built-in lessons live beside this module
 (``builtin_lessons``, ``find_lesson``). Pure Python: no Qt, no torch.

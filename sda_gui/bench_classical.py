@@ -18,8 +18,12 @@ the window's states.
   Lorenz-96 (all variables every state, σ = 1) against DAPPER's, and the ratio, with
   and without our cold start (DAPPER is handed the initial ensemble).
 - ``accuracy_table(windows, …)``: RMSE and spread of our methods (and DAPPER's) on
-  the benchmark problems of ``PROBLEMS``, cold start, several windows; printed as a
-  Markdown table by ``python -m sda_gui.bench_classical --table --windows 4``.
+  the benchmark problems of ``PROBLEMS``, cold start, several windows, with the
+  calibration scores of ``core.calibration`` (spread/RMSE and the rank-histogram
+  ``χ²/dof``, each the mean over the windows); printed as a Markdown table by
+  ``python -m sda_gui.bench_classical --table --windows 4``. SDA is a method like the
+  others (``--methods sda``, see ``sda_gui.bench_sda``): the same truths, observations
+  and seeds, its score model per system (the shipped one unless ``--model`` names one).
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
+from sda_gui.core import calibration
 from sda_gui.core.methods import get_method, run_method, settings_from
 from sda_gui.core.observation import Observation, synthesize
 from sda_gui.core.systems import make_system
@@ -89,8 +95,12 @@ def window_scores(members_mean: np.ndarray, spread: np.ndarray, truth: np.ndarra
 
 
 def member_scores(members, truth) -> dict:
+    """DAPPER's RMSE and spread of ``members`` ``(N, L, d)``, with spread/RMSE and the rank ``χ²/dof``."""
     m = np.asarray(members, dtype=np.float64)
-    return window_scores(m.mean(0), np.sqrt(m.var(0, ddof=1).mean(-1)), truth)
+    out = window_scores(m.mean(0), np.sqrt(m.var(0, ddof=1).mean(-1)), truth)
+    out["spread_skill"] = calibration.spread_skill(m, truth)
+    out["rank_flatness"] = calibration.rank_flatness(calibration.rank_histogram(m, truth))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- DAPPER
@@ -219,32 +229,48 @@ def our_settings(name: str, system, overrides: Optional[dict] = None) -> dict:
 
 
 def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=CLASSICAL, dapper: bool = True,
-                   overrides: Optional[dict] = None, device="cpu", echo=print) -> list[dict]:
-    """Mean RMSE / spread over ``windows`` windows for each problem and method (ours, and DAPPER's)."""
-    use_dapper = dapper and dapper_available()
-    if dapper and not use_dapper:
+                   overrides: Optional[dict] = None, device="cpu", echo=print, samples: int = 256,
+                   models: Optional[dict] = None) -> list[dict]:
+    """Mean scores over ``windows`` windows for each problem and method (ours, and DAPPER's).
+
+    A method that needs a score model (SDA) draws ``samples`` members with
+    ``models[system name]`` (a ``LocalScoreModel`` or a checkpoint path; the shipped
+    model by default) and has no DAPPER column; the others run ``members`` members.
+    """
+    from sda_gui.bench_sda import model_for
+
+    classical = any(not get_method(n).needs_model for n in methods)
+    use_dapper = dapper and classical and dapper_available()
+    if dapper and classical and not use_dapper:
         echo("DAPPER is not installed (pip install dapper==1.7.1): its columns are skipped")
+    models = dict(models or {})
     rows = []
     for key in problems or PROBLEMS:
         problem = PROBLEMS[key]
         for name in methods:
+            needs_model = get_method(name).needs_model
             acc = {"ours": [], "dapper": [], "seconds": []}
-            settings = None
+            settings, model, n = None, None, samples if needs_model else members
             for w in range(windows):
                 system, truth, obs = make_problem(problem, w)
                 settings = our_settings(name, system, (overrides or {}).get(name))
-                result = run_method(name, system, obs, members, settings, device=device, seed=w)
+                if needs_model:
+                    model = models[system.name] = model_for(system.name, models.get(system.name))
+                result = run_method(name, system, obs, n, settings, model=model, device=device, seed=w)
                 acc["ours"].append(member_scores(result.members.numpy(), truth))
                 acc["seconds"].append(result.diagnostics["seconds"])
                 # DAPPER's iEnKS refuses model noise (its Q > 0 is "not yet supported")
-                if use_dapper and not (name == "ienks" and getattr(system, "noise", 0.0) > 0):
+                if use_dapper and not needs_model and not (name == "ienks" and getattr(system, "noise", 0.0) > 0):
                     mean, spread, _ = dapper_assimilate(name, system, truth, obs, initial_ensemble(system, members, w),
                                                         settings, seed=w)
                     acc["dapper"].append(window_scores(mean, spread, truth))
-            row = {"problem": key, "method": name, "settings": settings,
-                   "rmse": float(np.mean([s["rmse"] for s in acc["ours"]])),
-                   "spread": float(np.mean([s["spread"] for s in acc["ours"]])),
-                   "seconds": float(np.mean(acc["seconds"]))}
+            row = {"problem": key, "method": name, "settings": settings, "members": n,
+                   "seconds": float(np.mean(acc["seconds"])),
+                   "rmse_windows": [s["rmse"] for s in acc["ours"]]}
+            for score in ("rmse", "spread", "spread_skill", "rank_flatness"):
+                row[score] = float(np.mean([s[score] for s in acc["ours"]]))
+            if model is not None:
+                row["model"] = Path(getattr(model, "source_path", "")).name
             if acc["dapper"]:
                 row["dapper_rmse"] = float(np.mean([s["rmse"] for s in acc["dapper"]]))
                 row["dapper_spread"] = float(np.mean([s["spread"] for s in acc["dapper"]]))
@@ -253,8 +279,13 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
     return rows
 
 
+TABLE_HEADER = ("| problem | method | RMSE | spread | spread/RMSE | rank χ²/dof | DAPPER RMSE | DAPPER spread "
+                "| s/window |\n|---|---|---|---|---|---|---|---|---|")
+
+
 def _format_row(row: dict) -> str:
-    text = f"| {row['problem']:<15} | {row['method']:<6} | {row['rmse']:.3f} | {row['spread']:.3f} |"
+    text = (f"| {row['problem']:<15} | {row['method']:<6} | {row['rmse']:.3f} | {row['spread']:.3f} |"
+            f" {row['spread_skill']:.2f} | {row['rank_flatness']:.1f} |")
     if "dapper_rmse" in row:
         text += f" {row['dapper_rmse']:.3f} | {row['dapper_spread']:.3f} |"
     else:
@@ -304,8 +335,14 @@ def bench_classical(members: int = 40, length: int = 128, repeats: int = 3, devi
 
 
 def run(args=None) -> dict:
-    """``python -m sda_gui.bench_classical``: the timing, then (with ``--table``) the accuracy table."""
+    """``python -m sda_gui.bench_classical``: the timing, then (with ``--table``) the accuracy table.
+
+    ``--methods`` (e.g. ``sda`` or ``letkf,sda``) prints the table of those methods only,
+    without the timing; the SDA options are those of ``sda_gui.bench_sda.add_options``.
+    """
     import argparse
+
+    from sda_gui.bench_sda import add_options, models_from, sda_overrides
 
     parser = argparse.ArgumentParser(prog="bench classical", description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=40)
@@ -314,12 +351,38 @@ def run(args=None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--table", action="store_true", help="also the accuracy table of every problem")
     parser.add_argument("--windows", type=int, default=4)
+    parser.add_argument("--methods", default=None,
+                        help=f"comma-separated methods of the table (default: {','.join(CLASSICAL)}); skips the timing")
+    parser.add_argument("--problems", default=None, help=f"comma-separated among {', '.join(PROBLEMS)} (default: all)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    add_options(parser)
     opts = parser.parse_args(args)
-    out = bench_classical(opts.members, opts.length, opts.repeats, opts.device)
-    if opts.table:
-        print("| problem | method | RMSE | spread | DAPPER RMSE | DAPPER spread | s/window |")
-        print("|---|---|---|---|---|---|---|")
-        out["table"] = accuracy_table(windows=opts.windows, members=opts.members, device=opts.device)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    problems = opts.problems.split(",") if opts.problems else None
+    unknown = [p for p in problems or () if p not in PROBLEMS]
+    if unknown:
+        parser.error(f"unknown problem(s) {', '.join(unknown)} (known: {', '.join(PROBLEMS)})")
+    methods = tuple(m.strip().lower() for m in opts.methods.split(",")) if opts.methods else CLASSICAL
+    overrides = {"sda": sda_overrides(opts)}
+    try:                                   # an unknown method or a bad SDA setting: one line, exit 2
+        for name in methods:
+            for key in problems or PROBLEMS:
+                settings_from(get_method(name), PROBLEMS[key].make_system(), overrides.get(name))
+    except ValueError as exc:              # MethodError
+        parser.error(str(exc))
+    try:
+        models = models_from(opts.model)
+    except (OSError, ValueError) as exc:   # CheckpointError is a ValueError
+        parser.error(str(exc).splitlines()[0])
+    out = {}
+    if opts.methods is None:
+        out = bench_classical(opts.members, opts.length, opts.repeats, opts.device)
+    if opts.table or opts.methods is not None:
+        print(TABLE_HEADER)
+        out["table"] = accuracy_table(problems, windows=opts.windows, members=opts.members, methods=methods,
+                                      overrides=overrides, device=opts.device,
+                                      samples=opts.samples, models=models)
     return out
 
 

@@ -45,7 +45,8 @@ def test_load_trajectories(window, tmp_path):
     x = np.random.default_rng(0).normal(size=(4, 32, 40)).astype(np.float32)
     np.save(tmp_path / "l96.npy", x)
     assert sp.load_file(str(tmp_path / "l96.npy"))
-    assert st.system.name == "lorenz96" and np.array_equal(st.truth, x[0])
+    # a file naming no system is data of its own, never a built-in system guessed from its shape
+    assert st.system.name == "l96" and not st.system.has_dynamics and np.array_equal(st.truth, x[0])
     sp.traj_spin.setValue(2)
     assert np.array_equal(st.truth, x[2]) and st.dataset.shape == (4, 32, 40)
     assert window.training_panel.data_combo.findData("loaded") >= 0
@@ -220,6 +221,7 @@ def test_each_system_gets_its_own_sampler_defaults(window, qtbot):
     s = panel.sampler_settings()
     l63 = system_defaults("lorenz63")
     assert (s["steps"], s["corrections"], s["n_samples"]) == (l63["steps"], l63["corrections"], l63["n_samples"])
+    assert (s["tau"], s["gamma"]) == (l63["tau"], l63["gamma"]) and l63["tau"] == 1.0
     assert l63["steps"] >= 64 and l63["corrections"] >= 1
     panel.steps_spin.setValue(70)
     sp.seed_spin.setValue(4)                           # another truth of the same system keeps the user's choice
@@ -248,7 +250,7 @@ def test_lorenz63_defaults_fit_the_observations(one_torch_thread):
     obs = synthesize(truth, mask, 0.4, seed=0)
     d = system_defaults("lorenz63")
     x = run_method("sda", system, obs, d["n_samples"], {"steps": d["steps"], "corrections": d["corrections"],
-                                                         "tau": 0.5}, model=load_checkpoint(
+                                                         "tau": d["tau"]}, model=load_checkpoint(
         shipped_model_paths("lorenz63", "cpu")[0]), seed=0).members.numpy()
     residual = float((x[:, mask] - obs.values[mask]).std())
     assert 0.5 * 0.4 < residual < 1.5 * 0.4, residual

@@ -88,7 +88,7 @@ class SamplerForm(QGroupBox):
 
     # per system -------------------------------------------------------------------------
     def switch_system(self, name: str) -> bool:
-        """Another kind of system: its default steps, C and samples. True if they were applied."""
+        """Another kind of system: its default steps, C, samples, τ and γ. True if they were applied."""
         if name == self.system_name:
             return False
         self.system_name = name
@@ -100,6 +100,9 @@ class SamplerForm(QGroupBox):
                           ("n_samples", self.samples_spin)):
             if key in values:
                 spin.setValue(int(values[key]))
+        for key, spin in (("tau", self.tau_spin), ("gamma", self.gamma_spin)):
+            if key in values:
+                spin.setValue(float(values[key]))
 
     # values -----------------------------------------------------------------------------
     def set_guidance(self, key: str):

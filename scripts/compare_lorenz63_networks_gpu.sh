@@ -3,7 +3,7 @@
 # and scores each on the paper's Figure-3 protocol (W1 to a 16384-particle BPF posterior).
 #
 # k = 2 at three widths shows that the network size does not limit accuracy; k = 3 (the
-# shipped sda_gui/resources/models/lorenz63.pt) shows that the window does; τ = 0.5 shows that the
+# sda_gui/resources/models/lorenz63_k3.pt; the default is now k = 10) shows that the window does; τ = 0.5 shows that the
 # sampler's τ does too. Needs a CUDA GPU (about 25 min on one H100).
 #
 #   OUT=out bash scripts/compare_lorenz63_networks_gpu.sh      (from the repository root)
@@ -20,7 +20,7 @@ $PY -m sda_gui train --system lorenz63 --k 2 --width 128 --depth 4 --steps 16000
     --device cuda --out "$O/l63_w128.pt" 2>&1 | log
 $PY -m sda_gui train --system lorenz63 --k 2 --width 96 --depth 3 --steps 16000 --batch-size 1024 \
     --device cuda --out "$O/l63_w96.pt" 2>&1 | log
-# the shipped lorenz63.pt
+# lorenz63_k3.pt
 $PY -m sda_gui train --system lorenz63 --k 3 --width 128 --depth 4 --steps 16000 --batch-size 1024 \
     --device cuda --out "$O/l63_k3.pt" 2>&1 | log
 

@@ -223,7 +223,7 @@ def test_runner_sets_a_lesson_up_and_its_check_passes(qtbot, lesson_window, one_
     state = w.state
     assert state.system.name == "lorenz63" and state.truth.shape == (64, 3)
     assert state.mask.sum() == 11 * 3 and state.mask[::6].all()
-    assert state.obs_std == 1.0 and state.model_path.endswith("lorenz63.pt")
+    assert state.obs_std == 1.0 and state.model_path.endswith("lorenz63_k3.pt")
     assert w.tabs.currentWidget() is w.grid_editor
     # the first step, made cheap: fewer samples and steps than the lesson's
     runner.perform({"set": {"samples": 4, "steps": 16}})

@@ -131,7 +131,8 @@ def test_assimilate_h5_in_and_out_with_the_shipped_model_and_dps(workdir):
     from sda_gui.core.diffusion.checkpoint import default_model_path
 
     assert default_model_path("lorenz63").exists()
-    obs = write_obs(workdir / "obs.h5")
+    n = 24                                  # the shipped model's window is 21 states
+    obs = write_obs(workdir / "obs.h5", length=n)
     out = workdir / "post.h5"
     proc = run_cli("assimilate", "--system", "lorenz63", "--observations", obs, "--samples", 2, "--steps", 2,
                    "--corrections", 0, "--guidance", "dps", "--device", "cpu", "--quiet", "--out", out)
@@ -140,7 +141,7 @@ def test_assimilate_h5_in_and_out_with_the_shipped_model_and_dps(workdir):
     with h5py.File(out, "r") as f:
         samples = f["samples"][()]
         settings = json.loads(f.attrs["settings"])
-    assert samples.dtype == np.float32 and samples.shape == (2, L, 3) and np.isfinite(samples).all()
+    assert samples.dtype == np.float32 and samples.shape == (2, n, 3) and np.isfinite(samples).all()
     assert settings["guidance"] == "dps" and settings["model"] == "default" and settings["corrections"] == 0
 
 

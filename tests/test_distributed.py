@@ -115,7 +115,7 @@ def _draw(n, seed):
     from sda_gui.core.methods import run_method
 
     system, obs = _problem()
-    model = load_checkpoint(default_model_path("lorenz63"))
+    model = load_checkpoint(default_model_path("lorenz63").with_name("lorenz63_k3.pt"))   # a 7-state window fits 16 states
     return run_method("sda", system, obs, n, {"steps": 3, "corrections": 0}, model=model, seed=seed).members
 
 

@@ -36,7 +36,7 @@ def test_lesson_3_steps_change_the_model_and_a_bad_one_stops_the_step(qtbot, les
     w, runner, dock = lesson_window
     with qtbot.waitSignal(runner.ready, timeout=120_000):
         dock.set_lesson(find_lesson("markov-blanket"))
-    assert w.state.model_path.endswith("lorenz63.pt") and w.state.model.k == 3
+    assert w.state.model_path.endswith("lorenz63_k3.pt") and w.state.model.k == 3
     runner.perform({"set": {"samples": 4, "steps": 16}})   # cheaper than the lesson's 16 samples, 64 steps
     dock.next()
     with qtbot.waitSignal(w.assimilation_panel.runEnded, timeout=300_000):

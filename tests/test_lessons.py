@@ -214,7 +214,7 @@ def test_lesson_3_runs_one_case_with_the_k_1_2_3_models():
 
     lesson = find_lesson("markov-blanket")
     by_k = [s for s in lesson.steps if "model" in s.action]
-    assert [s.action["model"].name for s in by_k[:3]] == ["lorenz63_k1.pt", "lorenz63_k2.pt", "lorenz63.pt"]
+    assert [s.action["model"].name for s in by_k[:3]] == ["lorenz63_k1.pt", "lorenz63_k2.pt", "lorenz63_k3.pt"]
     for k, step in enumerate(by_k[:3], start=1):
         ck = read_checkpoint(step.action["model"])
         assert ck["k"] == k and ck["system"]["name"] == "lorenz63" and ck["arch"] == {"name": "resmlp", "width": 128,

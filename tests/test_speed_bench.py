@@ -12,7 +12,7 @@ from sda_gui.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = ["bench", "assimilate", "--system", "lorenz63", "--samples", "4", "--length", "12", "--steps", "2",
+TINY = ["bench", "assimilate", "--system", "lorenz63", "--samples", "4", "--length", "24", "--steps", "2",
         "--corrections", "1", "--device", "cpu", "--threads", "1"]
 
 

@@ -148,6 +148,9 @@ CASES = [
     ("train-time-limit-zero", lambda f: _train(f, "--time-limit", "0"), "--time-limit"),
     ("train-time-limit-inf", lambda f: _train(f, "--time-limit", "inf"), "--time-limit"),
     ("train-save-every-negative", lambda f: _train(f, "--save-every", "-2"), "--save-every"),
+    ("train-ema-one", lambda f: _train(f, "--ema", "1"), "--ema"),
+    ("train-ema-negative", lambda f: _train(f, "--ema", "-0.5"), "--ema"),
+    ("train-ema-nan", lambda f: _train(f, "--ema", "nan"), "--ema"),
     ("train-empty-data", lambda f: _train(f)[:1] + ["--data", str(f.dir / "empty.npy"), "--system", "lorenz63"]
      + _train(f)[3:], "no data"),
     ("train-short-data", lambda f: _train(f)[:1] + ["--data", str(f.dir / "short.npy"), "--system", "lorenz63"]

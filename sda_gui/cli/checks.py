@@ -66,6 +66,17 @@ def inside(low: float, high: float) -> Rule:
     return rule
 
 
+def from_below(low: float, high: float) -> Rule:
+    """The half-open interval ``[low, high)``."""
+    def rule(option, value):
+        if value is None:
+            return
+        _number(option, value, False)
+        if not low <= value < high:
+            raise CliError(f"{option} must be at least {low} and below {high}, got {value}")
+    return rule
+
+
 def odd_at_least(low: int) -> Rule:
     def rule(option, value):
         if value is None:

@@ -155,6 +155,9 @@ def _train(sub):
     o.add_argument("--batch-size", type=int, default=256, help="windows per step (≥ 1)")
     o.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (> 0)")
     o.add_argument("--weight-decay", type=float, default=1e-3, help="AdamW weight decay (≥ 0)")
+    o.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="save the exponential moving average of the weights with this decay, e.g. 0.999 "
+                        "(0 ≤ DECAY < 1; 0: the last weights)")
     o.add_argument("--val-fraction", type=float, default=0.1, help="share of trajectories held out (0 < f < 1)")
     o.add_argument("--val-every", type=int, default=1000, help="validate every n steps (≥ 1)")
     o.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA)")

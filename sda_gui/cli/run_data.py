@@ -65,7 +65,7 @@ def cmd_train(args, plan, say):
     config = TrainConfig(k=args.k, arch=dict(plan.arch), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, val_fraction=args.val_fraction, val_every=args.val_every,
                          device=str(plan.device), seed=args.seed, data_seed=plan.data_seed, amp=args.amp,
-                         compile=args.compile, save_every=args.save_every)
+                         compile=args.compile, save_every=args.save_every, ema=args.ema)
     say.detail(f"{system!r}: data {tuple(data.shape)}, k={config.k}, network {plan.arch}, device {plan.device}")
     from sda_gui.core import distributed
 

@@ -17,8 +17,8 @@ from types import SimpleNamespace
 from typing import Optional
 
 from .checks import (SEED_LIMIT, CliError, above, at_least, check_input, check_out_dir, check_output, check_params,
-                     check_ranges, check_system, inside, int_list, load_plugins, name_list, odd_at_least,
-                     parse_params)
+                     check_ranges, check_system, from_below, inside, int_list, load_plugins, name_list,
+                     odd_at_least, parse_params)
 from .parser import GUIDANCES
 from .validate_inputs import data_system as _data_system
 from .validate_inputs import ensure_source as _ensure_source
@@ -41,7 +41,7 @@ RANGES = {
               "length": at_least(1), "val_every": at_least(1), "width": at_least(1), "depth": at_least(1),
               "kernel": odd_at_least(1), "blocks": at_least(1), "emb": at_least(2), "lr": above(0),
               "weight_decay": at_least(0, integer=False), "val_fraction": inside(0, 1), "time_limit": above(0),
-              "save_every": at_least(0), "data_seed": at_least(0)},
+              "save_every": at_least(0), "data_seed": at_least(0), "ema": from_below(0, 1)},
     "observe": {"trajectory": at_least(0), "every_states": at_least(1), "every_variables": at_least(1),
                 "std": above(0)},
     "assimilate": METHOD_RANGES,

@@ -11,6 +11,8 @@ noise, so it is comparable from one report to the next. Training can be
 resumed from a checkpoint that carries ``train_state``, or start from the weights
 of another model of the same system and architecture (``init_from``: fine-tuning,
 e.g. a shipped fp16 model on more data, with a fresh optimiser and schedule).
+With ``ema`` > 0 the model validated and saved is the exponential moving average of
+the weights (``core.diffusion.ema``); the optimiser keeps stepping the raw weights.
 
 Under ``torchrun`` (a process group is initialised, ``core.distributed``) the loss
 module is wrapped in DistributedDataParallel: each rank draws its own windows and
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
@@ -33,6 +36,7 @@ from torch import nn
 
 from .. import distributed
 from .checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint
+from .ema import WeightAverage
 from .preconditioning import Preconditioned
 
 __all__ = ["TrainConfig", "train_model", "default_arch", "window_batches", "DSMLoss"]
@@ -67,6 +71,7 @@ class TrainConfig:
     amp: bool = False          # bf16 autocast (CUDA)
     compile: bool = False      # torch.compile the network
     save_every: int = 0        # resumable checkpoint every n steps (0: never)
+    ema: float = 0.0           # decay of the weights' moving average that is saved (0: the last weights)
 
 
 def window_batches(data: torch.Tensor, k: int, batch: int, gen: torch.Generator) -> torch.Tensor:
@@ -156,6 +161,7 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         # the preconditioning's Gaussian part should match the data it will denoise
         arch["sigma_data"] = round(float(system.normalize(data).std()), 4)
     config.arch = arch
+    torch.manual_seed(config.seed)  # the initial weights too: one seed, one model
     model = build_model(system, config.k, arch).to(device)
     if init is not None:
         model.net.load_state_dict(init)
@@ -165,7 +171,6 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
     n_val = int(round(config.val_fraction * data.shape[0])) if data.shape[0] > 1 else 0
     train_data, val_data = data[: data.shape[0] - n_val], data[data.shape[0] - n_val:]
 
-    torch.manual_seed(config.seed)
     # each rank its own stream of windows (rank 0's is the single-process stream)
     gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(config.seed, dist_info))
     net = model.net
@@ -173,16 +178,26 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / config.steps))
     history = {"step": [], "train": [], "val": [], "stopped": False}
     start_step = 0
+    ema = None
     if resume_from is not None:
         saved = read_checkpoint(resume_from)
         if "train_state" not in saved:
             raise CheckpointError("this checkpoint cannot resume training (no optimiser state)")
-        net.load_state_dict(saved["weights"])
+        # a run with an average saved the average as its weights and the raw weights beside them
+        raw = saved["train_state"].get("raw_weights")
+        net.load_state_dict(raw if raw is not None else saved["weights"])
         opt.load_state_dict(saved["train_state"]["optimizer"])
         sched.load_state_dict(saved["train_state"]["scheduler"])
         start_step = int(saved["train_state"]["step"])
         history = dict(saved["train_state"]["history"], stopped=False)
         gen.manual_seed(distributed.rank_seed(config.seed, dist_info) + start_step)
+        if config.ema > 0:
+            ema = WeightAverage(net, config.ema, updates=start_step)
+            if raw is not None:
+                ema.load_shadow(saved["weights"], net, saved["train_state"].get("ema", {}).get("updates", start_step))
+    if config.ema > 0 and ema is None:
+        ema = WeightAverage(net, config.ema)
+    averaged = ema.applied if ema is not None else nullcontext
 
     fwd = net
     if config.compile:
@@ -210,7 +225,7 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         vgen = torch.Generator(device=device).manual_seed(54321)
         net.eval()
         total = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), averaged():
             for b in val_batch:
                 if should_stop is not None and should_stop():
                     net.train()
@@ -231,6 +246,13 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
             return
         state = None if final else {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                                     "step": step, "history": history}
+        if state is not None and ema is not None:
+            # the file's weights are the average (a usable model); resuming needs the raw ones too
+            state.update(raw_weights={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+                         ema=ema.state_dict())
+            with averaged():
+                save_checkpoint(model, checkpoint_path, settings(), train_state=state)
+            return
         save_checkpoint(model, checkpoint_path, settings(), train_state=state)
 
     t0 = time.perf_counter()
@@ -265,6 +287,8 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         loss.backward()
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update()
         last_loss = loss.detach()
         check = step % config.val_every == 0 or step == config.steps
         if check or step % report_every == 0:
@@ -281,7 +305,11 @@ def train_model(system, trajectories, config: TrainConfig, progress: Optional[Tr
         if config.save_every and step % config.save_every == 0 and step < config.steps:
             save(final=False)
     history["seconds"] = history.get("seconds", 0.0) + time.perf_counter() - t0
-    model.eval()
     model.training_info = settings()
+    if ema is not None and not history["stopped"]:
+        ema.copy_to_net()
     save(final=not history["stopped"])
+    if ema is not None:
+        ema.copy_to_net()  # the model returned is the average, as the one saved
+    model.eval()
     return model, history

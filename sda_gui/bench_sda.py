@@ -2,8 +2,8 @@
 
 SDA runs on the same ``PROBLEMS`` windows as the classical methods (same truths,
 observations and seeds ``w`` of window ``w``); ``--samples`` members per window drawn
-by the reverse diffusion of a score model, one per system: the shipped default
-(``lorenz96.pt``, ``lorenz63.pt``) unless ``--model PATH`` names one (repeatable, one
+by the reverse diffusion of a score model, one per system: the most accurate shipped one
+(``lorenz96_large.pt``, ``lorenz63.pt``) unless ``--model PATH`` names one (repeatable, one
 per system; a checkpoint is matched to a problem by the system it was trained on).
 The SDA settings not given on the command line are the method's per-system defaults
 (``core.methods.sda``). Example, the protocol sizes on every problem::
@@ -55,7 +55,8 @@ def models_from(paths) -> dict:
 
 
 def model_for(system_name: str, model=None) -> LocalScoreModel:
-    """``model`` (a ``LocalScoreModel`` or a checkpoint path), else the shipped CPU default of the system."""
+    """``model`` (a ``LocalScoreModel`` or a checkpoint path), else the system's most accurate shipped
+    model: its GPU default where it has one (``lorenz96_large.pt``), else ``<name>.pt``."""
     if isinstance(model, LocalScoreModel):
         return model
-    return load_checkpoint(model if model is not None else default_model_path(system_name, "cpu"))
+    return load_checkpoint(model if model is not None else default_model_path(system_name, "cuda"))

@@ -100,3 +100,23 @@ def restore_registries():
     for registry, before in saved:
         registry.clear()
         registry.update(before)
+
+
+@pytest.fixture
+def lesson_window(qtbot, settings_path):
+    """The main window with a lesson runner and its dock, on the CPU: ``(window, runner, dock)``."""
+    from sda_gui.app.lesson_dock import LessonDock
+    from sda_gui.app.lesson_runner import LessonRunner
+    from sda_gui.app.main_window import MainWindow
+
+    w = MainWindow(settings_path=str(settings_path))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w, timeout=60_000)
+    w.assimilation_panel.set_device("cpu")
+    runner = LessonRunner(w)
+    dock = LessonDock(runner, w)
+    runner.changed.connect(dock.refresh_check)
+    yield w, runner, dock
+    runner.shutdown()
+    w.shutdown()

@@ -196,25 +196,6 @@ def test_presenter_mode_scales_fonts_and_lines_and_back(qtbot):
     assert win.lesson_dock._scale == 1.0 and not win.isFullScreen()
 
 
-@pytest.fixture
-def lesson_window(qtbot, settings_path):
-    from sda_gui.app.lesson_dock import LessonDock
-    from sda_gui.app.lesson_runner import LessonRunner
-    from sda_gui.app.main_window import MainWindow
-
-    w = MainWindow(settings_path=str(settings_path))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w, timeout=60_000)
-    w.assimilation_panel.set_device("cpu")
-    runner = LessonRunner(w)
-    dock = LessonDock(runner, w)
-    runner.changed.connect(dock.refresh_check)
-    yield w, runner, dock
-    runner.shutdown()
-    w.shutdown()
-
-
 def test_runner_sets_a_lesson_up_and_its_check_passes(qtbot, lesson_window, one_torch_thread):
     w, runner, dock = lesson_window
     lesson = find_lesson("markov-blanket")

@@ -2,28 +2,7 @@
 is evaluated on that model's result; a shipped model is selected, not listed twice; a model
 that cannot be used stops the step before it runs."""
 
-import pytest
-
 from sda_gui.lessons import find_lesson
-
-
-@pytest.fixture
-def lesson_window(qtbot, tmp_path):
-    from sda_gui.app.lesson_dock import LessonDock
-    from sda_gui.app.lesson_runner import LessonRunner
-    from sda_gui.app.main_window import MainWindow
-
-    w = MainWindow(settings_path=str(tmp_path / "settings.ini"))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w, timeout=60_000)
-    w.assimilation_panel.set_device("cpu")
-    runner = LessonRunner(w)
-    dock = LessonDock(runner, w)
-    runner.changed.connect(dock.refresh_check)
-    yield w, runner, dock
-    runner.shutdown()
-    w.shutdown()
 
 
 def _entries(combo, name):

@@ -171,8 +171,9 @@ class ModelPicker(QGroupBox):
         elif steps:
             txt += f" · trained {steps} steps"
         if self._gpu_model_on_cpu():
-            txt += ("<br><b>Sized for a GPU:</b> on the CPU each step costs about 18× that of the "
-                    f"shipped CPU model, {self.state.system.name}.pt (also in the list).")
+            cost = _checkpoint().GPU_MODEL_CPU_COST.get(self.state.system.name)
+            txt += ("<br><b>Sized for a GPU:</b> on the CPU each step costs about "
+                    f"{cost:g}× that of the shipped CPU model, {self.state.system.name}.pt (also in the list).")
         self.model_info.setText(txt)
         return True
 

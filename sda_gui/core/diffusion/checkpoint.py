@@ -51,8 +51,12 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message is one line for the user."""
 
 
-#: systems whose best shipped model is too slow for a CPU: their default on a CUDA device
-GPU_DEFAULTS = {"kolmogorov": "kolmogorov_unet.pt"}
+#: systems whose most accurate shipped model is too slow for an interactive CPU run: their default on a
+#: CUDA device (on the CPU the default stays ``<name>.pt``)
+GPU_DEFAULTS = {"kolmogorov": "kolmogorov_unet.pt", "lorenz96": "lorenz96_large.pt"}
+#: what a sampler step of that model costs on the CPU, in steps of ``<name>.pt`` (measured by
+#: ``bench assimilate`` on one thread, docs/benchmarks.md)
+GPU_MODEL_CPU_COST = {"kolmogorov": 18, "lorenz96": 4.5}
 
 
 def _is_cuda(device) -> bool:

@@ -40,3 +40,15 @@ def test_kolmogorov_default_is_the_gpu_model_on_cuda_only():
     assert [p.name for p in shipped_model_paths("kolmogorov", "cuda")] == ["kolmogorov_unet.pt", "kolmogorov.pt"]
     assert [p.name for p in shipped_model_paths("kolmogorov", "cpu")] == ["kolmogorov.pt", "kolmogorov_unet.pt"]
     assert default_model_path("lorenz63", "cuda").name == "lorenz63.pt"
+
+
+def test_lorenz96_large_model_is_the_cuda_and_benchmark_default():
+    from sda_gui.bench_sda import model_for
+
+    assert default_model_path("lorenz96", "cpu").name == "lorenz96.pt"
+    assert default_model_path("lorenz96", "cuda").name == "lorenz96_large.pt"
+    assert [p.name for p in shipped_model_paths("lorenz96", "cpu")] == ["lorenz96.pt", "lorenz96_large.pt"]
+    small, large = (load_checkpoint(RESOURCES / n, "cpu") for n in ("lorenz96.pt", "lorenz96_large.pt"))
+    assert small.k == large.k == 4
+    assert sum(p.numel() for p in large.net.parameters()) > 4 * sum(p.numel() for p in small.net.parameters())
+    assert model_for("lorenz96").arch == large.arch

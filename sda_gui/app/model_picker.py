@@ -172,8 +172,9 @@ class ModelPicker(QGroupBox):
             txt += f" · trained {steps} steps"
         if self._gpu_model_on_cpu():
             cost = _checkpoint().GPU_MODEL_CPU_COST.get(self.state.system.name)
-            txt += ("<br><b>Sized for a GPU:</b> on the CPU each step costs about "
-                    f"{cost:g}× that of the shipped CPU model, {self.state.system.name}.pt (also in the list).")
+            factor = f"about {cost:g}×" if cost else "several times"
+            txt += (f"<br><b>Sized for a GPU:</b> on the CPU each step costs {factor} that of the "
+                    f"shipped CPU model, {self.state.system.name}.pt (also in the list).")
         self.model_info.setText(txt)
         return True
 

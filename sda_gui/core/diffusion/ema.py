@@ -21,6 +21,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .checkpoint import CheckpointError
+
 __all__ = ["WeightAverage"]
 
 
@@ -73,7 +75,7 @@ class WeightAverage:
         names = [name for name, _ in net.named_parameters()]
         missing = [name for name in names if name not in weights]
         if missing:
-            raise KeyError(f"the saved average lacks {missing[0]}")
+            raise CheckpointError(f"this checkpoint's saved average lacks {missing[0]}; it cannot resume")
         with torch.no_grad():
             for avg, name in zip(self.shadow, names):
                 avg.copy_(weights[name].to(avg))

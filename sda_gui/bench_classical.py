@@ -46,6 +46,8 @@ __all__ = ["PROBLEMS", "Problem", "make_problem", "initial_ensemble", "dapper_av
            "window_scores", "member_scores", "our_settings", "accuracy_table", "bench_classical", "run"]
 
 CLASSICAL = ("enkf", "letkf", "enks", "ienks")
+#: the methods DAPPER has a counterpart of (``_dapper_method``); the others get no DAPPER column
+DAPPER_COUNTERPARTS = CLASSICAL
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
     """
     from sda_gui.bench_sda import model_for
 
-    classical = any(not get_method(n).needs_model for n in methods)
+    classical = any(n in DAPPER_COUNTERPARTS for n in methods)
     use_dapper = dapper and classical and dapper_available()
     if dapper and classical and not use_dapper:
         echo("DAPPER is not installed (pip install dapper==1.7.1): its columns are skipped")
@@ -260,7 +262,8 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
                 acc["ours"].append(member_scores(result.members.numpy(), truth))
                 acc["seconds"].append(result.diagnostics["seconds"])
                 # DAPPER's iEnKS refuses model noise (its Q > 0 is "not yet supported")
-                if use_dapper and not needs_model and not (name == "ienks" and getattr(system, "noise", 0.0) > 0):
+                if (use_dapper and name in DAPPER_COUNTERPARTS
+                        and not (name == "ienks" and getattr(system, "noise", 0.0) > 0)):
                     mean, spread, _ = dapper_assimilate(name, system, truth, obs, initial_ensemble(system, members, w),
                                                         settings, seed=w)
                     acc["dapper"].append(window_scores(mean, spread, truth))

@@ -79,3 +79,22 @@ def test_lorenz_systems_default_to_tau_1_in_the_method_and_the_app():
     assert settings_from(sda, SimpleNamespace(name="kolmogorov")).tau == sda.Settings().tau == 0.25
     assert settings_from(sda, make_system("lorenz63"), {"tau": 0.5}).tau == 0.5   # an override still wins
     assert system_defaults("lorenz63")["tau"] == system_defaults("lorenz96")["tau"] == l63.tau
+
+
+def test_methods_without_a_dapper_counterpart_get_no_dapper_column(monkeypatch):
+    """The particle filter and 4D-Var have no DAPPER counterpart: the table scores them alone
+    (it used to ask DAPPER for them and stop with a traceback)."""
+    import sda_gui.bench_classical as bc
+
+    asked = []
+
+    def fake_dapper(name, system, truth, obs, initial, settings, seed=1):
+        asked.append(name)
+        return np.zeros_like(truth), np.ones(len(truth)), 0.0
+
+    monkeypatch.setattr(bc, "dapper_available", lambda: True)
+    monkeypatch.setattr(bc, "dapper_assimilate", fake_dapper)
+    rows = accuracy_table(["l63-x8-64"], windows=1, members=8, methods=("bpf", "enkf"), echo=lambda s: None)
+    assert [r["method"] for r in rows] == ["bpf", "enkf"]
+    assert asked == ["enkf"]
+    assert "dapper_rmse" not in rows[0] and "dapper_rmse" in rows[1]

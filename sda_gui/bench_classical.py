@@ -20,7 +20,8 @@ the window's states.
 - ``accuracy_table(windows, …)``: RMSE and spread of our methods (and DAPPER's) on
   the benchmark problems of ``PROBLEMS``, cold start, several windows, with the
   calibration scores of ``core.calibration`` (spread/RMSE and the rank-histogram
-  ``χ²/dof``, each the mean over the windows); printed as a Markdown table by
+  ``χ²/dof``, each the mean over the windows) and the members' one-step residual
+  against the true transition (the model error they carry); printed as a Markdown table by
   ``python -m sda_gui.bench_classical --table --windows 4``. SDA is a method like the
   others (``--methods sda``, see ``sda_gui.bench_sda``): the same truths, observations
   and seeds, its score model per system (the shipped one unless ``--model`` names one).
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from sda_gui.core import calibration
+from sda_gui.core.metrics import physical_residual
 from sda_gui.core.methods import get_method, run_method, settings_from
 from sda_gui.core.observation import Observation, synthesize
 from sda_gui.core.systems import make_system
@@ -96,12 +98,19 @@ def window_scores(members_mean: np.ndarray, spread: np.ndarray, truth: np.ndarra
     return {"rmse": float(rmse.mean()), "spread": float(np.mean(spread))}
 
 
-def member_scores(members, truth) -> dict:
-    """DAPPER's RMSE and spread of ``members`` ``(N, L, d)``, with spread/RMSE and the rank ``χ²/dof``."""
+def member_scores(members, truth, system=None) -> dict:
+    """DAPPER's RMSE and spread of ``members`` ``(N, L, d)``, with spread/RMSE and the rank ``χ²/dof``.
+
+    With ``system`` also ``step_residual``: the members' RMS one-step error ``x_{i+1} − f(x_i)``
+    against the system's own transition (``metrics.physical_residual``), the model error a method's
+    members carry; the truth scores the transition-noise std (0 on the deterministic Lorenz-96).
+    """
     m = np.asarray(members, dtype=np.float64)
     out = window_scores(m.mean(0), np.sqrt(m.var(0, ddof=1).mean(-1)), truth)
     out["spread_skill"] = calibration.spread_skill(m, truth)
     out["rank_flatness"] = calibration.rank_flatness(calibration.rank_histogram(m, truth))
+    if system is not None:
+        out["step_residual"] = physical_residual(m, system)
     return out
 
 
@@ -259,7 +268,7 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
                 if needs_model:
                     model = models[system.name] = model_for(system.name, models.get(system.name))
                 result = run_method(name, system, obs, n, settings, model=model, device=device, seed=w)
-                acc["ours"].append(member_scores(result.members.numpy(), truth))
+                acc["ours"].append(member_scores(result.members.numpy(), truth, system))
                 acc["seconds"].append(result.diagnostics["seconds"])
                 # DAPPER's iEnKS refuses model noise (its Q > 0 is "not yet supported")
                 if (use_dapper and name in DAPPER_COUNTERPARTS
@@ -270,7 +279,7 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
             row = {"problem": key, "method": name, "settings": settings, "members": n,
                    "seconds": float(np.mean(acc["seconds"])),
                    "rmse_windows": [s["rmse"] for s in acc["ours"]]}
-            for score in ("rmse", "spread", "spread_skill", "rank_flatness"):
+            for score in ("rmse", "spread", "spread_skill", "rank_flatness", "step_residual"):
                 row[score] = float(np.mean([s[score] for s in acc["ours"]]))
             if model is not None:
                 row["model"] = Path(getattr(model, "source_path", "")).name
@@ -282,13 +291,13 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
     return rows
 
 
-TABLE_HEADER = ("| problem | method | RMSE | spread | spread/RMSE | rank χ²/dof | DAPPER RMSE | DAPPER spread "
-                "| s/window |\n|---|---|---|---|---|---|---|---|---|")
+TABLE_HEADER = ("| problem | method | RMSE | spread | spread/RMSE | rank χ²/dof | step residual | DAPPER RMSE "
+                "| DAPPER spread | s/window |\n|---|---|---|---|---|---|---|---|---|---|")
 
 
 def _format_row(row: dict) -> str:
     text = (f"| {row['problem']:<15} | {row['method']:<6} | {row['rmse']:.3f} | {row['spread']:.3f} |"
-            f" {row['spread_skill']:.2f} | {row['rank_flatness']:.1f} |")
+            f" {row['spread_skill']:.2f} | {row['rank_flatness']:.1f} | {row['step_residual']:.3f} |")
     if "dapper_rmse" in row:
         text += f" {row['dapper_rmse']:.3f} | {row['dapper_spread']:.3f} |"
     else:

@@ -27,10 +27,20 @@ def test_sda_row_is_scored_on_the_classical_windows():
     for w in range(2):
         system, truth, obs = make_problem(PROBLEMS["l63-x8-64"], w)
         members = run_method("sda", system, obs, 4, TINY, model=model, seed=w).members.numpy()
-        per_window.append(member_scores(members, truth))
+        per_window.append(member_scores(members, truth, system))
     assert row["rmse_windows"] == pytest.approx([s["rmse"] for s in per_window])
     assert row["spread_skill"] == pytest.approx(np.mean([s["spread_skill"] for s in per_window]))
     assert row["rank_flatness"] == pytest.approx(np.mean([s["rank_flatness"] for s in per_window]))
+    assert row["step_residual"] == pytest.approx(np.mean([s["step_residual"] for s in per_window]))
+
+
+def test_step_residual_is_the_model_error_the_members_carry():
+    system, truth, _ = make_problem(PROBLEMS["l96-dense-32"], 0)     # deterministic transition
+    exact = member_scores(np.stack([truth, truth]), truth, system)["step_residual"]
+    noisy = truth + np.random.default_rng(0).normal(scale=0.1, size=(2, *truth.shape))
+    assert exact < 1e-4                                  # the truth follows f (float32 rounding)
+    assert member_scores(noisy, truth, system)["step_residual"] > 0.1
+    assert "step_residual" not in member_scores(noisy, truth)
 
 
 def test_member_scores_carry_the_calibration_scores():

@@ -395,6 +395,9 @@ def run(args=None) -> dict:
         out["table"] = accuracy_table(problems, windows=opts.windows, members=opts.members, methods=methods,
                                       overrides=overrides, device=opts.device,
                                       samples=opts.samples, models=models)
+        for row in out["table"]:           # the means hide how much windows differ: print each
+            print(f"{row['problem']} {row['method']} RMSE per window:",
+                  " ".join(f"{r:.3f}" for r in row["rmse_windows"]))
     return out
 
 

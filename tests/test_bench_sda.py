@@ -59,6 +59,7 @@ def test_command_prints_the_sda_row(capsys):
     assert "spread/RMSE" in text and "rank χ²/dof" in text
     assert text.count("| l63-x8-64") == 1 and "| sda" in text
     assert out["table"][0]["settings"]["gamma"] == 0.1
+    assert f"l63-x8-64 sda RMSE per window: {out['table'][0]['rmse']:.3f}" in text
     assert "enkf_s" not in out          # --methods skips the EnKF/LETKF timing
 
 

@@ -131,7 +131,7 @@ def test_assimilate_h5_in_and_out_with_the_shipped_model_and_dps(workdir):
     from sda_gui.core.diffusion.checkpoint import default_model_path
 
     assert default_model_path("lorenz63").exists()
-    n = 24                                  # the shipped model's window is 21 states
+    n = 32                                  # the shipped model's window is 27 states
     obs = write_obs(workdir / "obs.h5", length=n)
     out = workdir / "post.h5"
     proc = run_cli("assimilate", "--system", "lorenz63", "--observations", obs, "--samples", 2, "--steps", 2,

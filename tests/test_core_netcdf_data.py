@@ -54,8 +54,8 @@ def test_trajectories_round_trip_through_netcdf_with_coordinates(tmp_path):
 
 
 def test_observations_and_posteriors_in_netcdf(tmp_path, capfd):
-    truth = make_system("lorenz63").simulate(1, 24, seed=0)[0].numpy()   # ≥ the shipped window (21)
-    mask = np.zeros((24, 3), bool)
+    truth = make_system("lorenz63").simulate(1, 32, seed=0)[0].numpy()   # ≥ the shipped window (27)
+    mask = np.zeros((32, 3), bool)
     mask[::2, 0] = True
     obs = synthesize(truth, mask, 0.5, seed=1)
     obs.save(tmp_path / "obs.nc")
@@ -66,7 +66,7 @@ def test_observations_and_posteriors_in_netcdf(tmp_path, capfd):
                        "--samples", 3, "--steps", 4, "--out", tmp_path / "post.nc", "--threads", 1, "-q")
     assert code == 0, err
     with xr.open_dataset(tmp_path / "post.nc", engine="h5netcdf") as ds:
-        assert ds["samples"].dims == ("sample", "time", "variable") and ds["samples"].shape == (3, 24, 3)
+        assert ds["samples"].dims == ("sample", "time", "variable") and ds["samples"].shape == (3, 32, 3)
         assert list(ds["variable"].values) == ["x", "y", "z"]
         record = json.loads(ds.attrs["meta"])["provenance"]
     assert record["observation"]["path"] == str((tmp_path / "obs.nc").resolve())

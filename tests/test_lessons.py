@@ -266,3 +266,15 @@ def test_lesson_3_a_wider_blanket_fits_the_truth_better(one_torch_thread):
         assert evaluate_check(step.check, run.metrics).passed, (step.title, run.metrics)
         rmse.append(run.metrics["rmse"])
     assert rmse[0] > rmse[1] and rmse[0] > rmse[2], rmse
+
+
+def test_headless_command_refuses_an_unknown_lesson_in_one_line(capsys):
+    """A wrong id or option answers in one line with exit 2, before torch or any lesson runs."""
+    from sda_gui.lessons.headless import main
+
+    assert main(["no-such-lesson"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no lesson 'no-such-lesson'") and "\n" not in err and "posterior" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--bogus"])
+    assert exit_info.value.code == 2

@@ -12,7 +12,7 @@ from sda_gui.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = ["bench", "assimilate", "--system", "lorenz63", "--samples", "4", "--length", "24", "--steps", "2",
+TINY = ["bench", "assimilate", "--system", "lorenz63", "--samples", "4", "--length", "32", "--steps", "2",
         "--corrections", "1", "--device", "cpu", "--threads", "1"]
 
 
@@ -20,7 +20,7 @@ def test_bench_assimilate_reports_cpu_time_and_chunks(capsys):
     assert main(TINY + ["--memory-budget", "1"]) == 0
     out = capsys.readouterr().out
     assert "CPU-s/step" in out and "C=1:" in out
-    # a 1 MiB budget over ~9 KiB per window of the shipped network: about a hundred windows per chunk
+    # a 1 MiB budget over ~10 KiB per window of the shipped network: about a hundred windows per chunk
     chunk = int(out.split(" windows per chunk")[0].rsplit(", ", 1)[-1])
     assert 50 < chunk < 200
 

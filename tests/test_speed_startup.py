@@ -57,7 +57,7 @@ def assimilate_run(tmp_path_factory):
     from sda_gui.core.observation import Observation
 
     tmp = tmp_path_factory.mktemp("startup")
-    mask = np.zeros((24, 3), dtype=bool)       # the shipped model needs ≥ 21 states
+    mask = np.zeros((32, 3), dtype=bool)       # the shipped model needs ≥ 27 states
     mask[::4, 0] = True
     Observation(mask, np.where(mask, 1.0, 0.0), 0.4).save(tmp / "obs.npz")
     argv = ["assimilate", "--system", "lorenz63", "--observations", str(tmp / "obs.npz"), "--samples", "2",

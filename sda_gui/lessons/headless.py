@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import Lesson, builtin_lessons, find_lesson
+from .schema import LessonError
 from .rules import evaluate_check, pattern_mask
 
 __all__ = ["HeadlessRun", "run_lesson", "SDA_KEYS"]
@@ -131,10 +132,20 @@ def run_lesson(lesson: Lesson, device: str = "cpu", say: Optional[Callable[[str]
 
 
 def main(argv=None) -> int:
+    """Exit 0 when every check passes, 1 when one fails, 2 on bad arguments (one line, no traceback)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sda_gui.lessons.headless",
+                                     description="Run the built-in lessons without the app and print each check.")
+    parser.add_argument("lessons", nargs="*", metavar="ID", help="lesson ids or numbers (default: every lesson)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        lessons = [find_lesson(a) for a in args.lessons] if args.lessons else builtin_lessons()
+    except LessonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     import torch
 
-    argv = sys.argv[1:] if argv is None else argv
-    lessons = [find_lesson(a) for a in argv] if argv else builtin_lessons()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
     failed = 0
     for lesson in lessons:

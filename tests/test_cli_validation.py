@@ -363,3 +363,17 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_shows_under_verbose(t
     assert "KeyError" in one_error_line(capfd.readouterr().err)
     assert main(args + ["-v"]) == 1
     assert "Traceback" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["-m", "sda_gui.app.bench", "--bogus"],                      # takes no options: refused before any benchmark
+    ["-m", "sda_gui.app.run_memory", "not-a-spec"],
+    ["-m", "sda_gui.app.run_memory", "missing.pt:8:64"],
+    ["-m", "sda_gui.app.run_memory", "sda_gui/resources/models/lorenz63.pt:0:64"],
+])
+def test_developer_modules_refuse_bad_arguments_without_a_traceback(argv):
+    root = Path(__file__).resolve().parent.parent
+    env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, *argv], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.strip().startswith("usage:"), done.stderr

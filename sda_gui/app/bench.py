@@ -312,5 +312,10 @@ def run_gui_benchmarks(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    # no options: the same figures as ``python -m sda_gui bench gui``; anything else is refused before work
+    argparse.ArgumentParser(prog="python -m sda_gui.app.bench",
+                            description="The desktop app's benchmarks (as `python -m sda_gui bench gui`).").parse_args()
     for key, value in run_gui_benchmarks().items():
         print(f"{key}: {value}")

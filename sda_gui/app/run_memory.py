@@ -217,8 +217,16 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
 if __name__ == "__main__":
     import sys
 
-    for spec in sys.argv[1:] or []:
-        path, n, length = spec.split(":")
-        est, got = calibrate(path, int(n), int(length))
+    specs = sys.argv[1:]
+    try:
+        parsed = [(path, int(n), int(length)) for path, n, length in (spec.split(":") for spec in specs)]
+    except ValueError:
+        parsed = None
+    if not parsed or any(not Path(path).is_file() or n < 1 or length < 1 for path, n, length in parsed):
+        print("usage: python -m sda_gui.app.run_memory MODEL.pt:SAMPLES:LENGTH [...] "
+              "(an existing model file, positive counts)", file=sys.stderr)
+        sys.exit(2)
+    for path, n, length in parsed:
+        est, got = calibrate(path, n, length)
         print(f"{Path(path).name} N={n} L={length}: estimate {format_bytes(est)}, measured peak {format_bytes(got)}"
               f" (ratio {est / max(got, 1):.2f})")

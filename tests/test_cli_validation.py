@@ -175,6 +175,7 @@ CASES = [
     ("assim-samples-negative", lambda f: _assim(f)[:5] + ["--samples", "-4"] + _assim(f)[7:], "--samples"),
     ("assim-steps-zero", lambda f: _assim(f, "--steps", "0"), "--steps"),
     ("assim-corrections-negative", lambda f: _assim(f, "--corrections", "-1"), "--corrections"),
+    ("assim-final-corrections-negative", lambda f: _assim(f, "--final-corrections", "-2"), "--final-corrections"),
     ("assim-gamma-negative", lambda f: _assim(f, "--gamma", "-1"), "--gamma"),
     ("assim-gamma-nan", lambda f: _assim(f, "--gamma", "nan"), "--gamma"),
     ("assim-tau-zero", lambda f: _assim(f, "--tau", "0"), "--tau"),

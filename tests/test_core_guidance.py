@@ -322,6 +322,49 @@ def test_sampler_is_reproducible_from_a_seed_and_reports_steps():
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
+class _CountingSampler(Sampler):
+    """Counts the (guided) network calls of a run."""
+    calls = 0
+
+    def eps(self, x, t):
+        self.calls += 1
+        return super().eps(x, t)
+
+
+def test_final_corrections_replace_c_only_on_the_steps_that_end_below_the_span():
+    model = gaussian_model()
+    guide = make_guidance("sda", masked_observation(), model)
+    runs = {}
+    for final, span in ((None, 0.125), (1, 0.125), (3, 0.125), (3, 0.5), (0, 0.5)):
+        sampler = _CountingSampler(model, guide, steps=8, corrections=1, final_corrections=final, final_span=span)
+        x = sampler.sample((4, L, 1), generator=torch.Generator().manual_seed(2))
+        assert sampler.calls == sampler.network_calls()
+        runs[final, span] = (sampler.calls, x)
+    # 8 steps end at s = 7/8 … 1/8, 0: only s = 0 is below 0.125 (s = 0.125 itself is not), four are below 0.5
+    assert [runs[key][0] for key in ((None, 0.125), (3, 0.125), (3, 0.5), (0, 0.5))] == [16, 18, 24, 12]
+    # final corrections equal to C are the plain sampler; others change the samples
+    assert torch.equal(runs[None, 0.125][1], runs[1, 0.125][1])
+    assert not torch.allclose(runs[None, 0.125][1], runs[3, 0.125][1])
+    with pytest.raises(ValueError, match="final corrections"):
+        Sampler(model, guide, final_corrections=-1)
+    with pytest.raises(ValueError, match="final span"):
+        Sampler(model, guide, final_span=1.5)
+
+
+def test_final_corrections_keep_the_mmps_sampler_near_the_kalman_smoother():
+    # The corrections target the same (smoothed) posterior, so the mean stays exact. Unadjusted
+    # Langevin widens the posterior by O(τ): one correction on every step does it too (≈ +0.10
+    # at τ = 0.25 here), four on the last steps alike (≈ +0.11); far off would be a wrong σ or target.
+    model = gaussian_model()
+    obs = masked_observation()
+    mean, std = smoother(obs)
+    n = 4096
+    sampler = Sampler(model, tweedie_mmps(obs, model), steps=128, final_corrections=4)
+    x = sampler.sample((n, L, 1), generator=torch.Generator().manual_seed(3))[..., 0].double().numpy()
+    np.testing.assert_array_less(np.abs(x.mean(0) - mean), 4 * std / np.sqrt(n) + 0.01)
+    np.testing.assert_array_less(np.abs(x.std(0) - std), 0.15)
+
+
 def test_assimilate_reports_progress_in_physical_units_and_stops_on_request():
     from sda_gui.core.assimilation import Cancelled, assimilate
     from sda_gui.core.observation import ObservationError

@@ -31,7 +31,10 @@ def test_settings_are_checked_by_name_type_and_range(l63_problem):
     sda = get_method("sda")
     s = settings_from(sda, system, {"steps": 16, "corrections": None, "gamma": "0.02"})
     assert (s.steps, s.corrections, s.gamma) == (16, sda.Settings().corrections, 0.02)
-    for bad in ({"steps": 0}, {"steps": 2.5}, {"tau": float("nan")}, {"guidance": "foo"}, {"inflation": 1.1}):
+    assert settings_from(sda, system, {"final_corrections": "4"}).final_corrections == 4
+    assert sda.Settings().final_corrections == -1       # as many as the other steps
+    for bad in ({"steps": 0}, {"steps": 2.5}, {"tau": float("nan")}, {"guidance": "foo"}, {"inflation": 1.1},
+                {"final_corrections": -2}):
         with pytest.raises(MethodError):
             settings_from(sda, system, bad)
 

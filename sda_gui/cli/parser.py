@@ -74,6 +74,8 @@ def _sda_options(p):
     g = p.add_argument_group("sda options (when not given: sda's defaults for the system)")
     g.add_argument("--steps", type=int, help="reverse-diffusion steps (≥ 1)")
     g.add_argument("--corrections", type=int, help="Langevin corrections C per step (≥ 0)")
+    g.add_argument("--final-corrections", type=int,
+                   help="Langevin corrections of the steps that end below t = 0.125 (≥ 0; default: C)")
     g.add_argument("--guidance", help=f"likelihood guidance: {', '.join(GUIDANCES)}")
     g.add_argument("--tau", type=float, help="Langevin step size τ (> 0)")
     g.add_argument("--gamma", type=float, help="SDA guidance's variance inflation γ (≥ 0)")

@@ -86,7 +86,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
                zeta: float = 1.0, cg_iterations: int = 3, cuda_graph: bool = True,
                amp: bool = False, window_split: bool = True,
                recorder: Optional[TrajectoryRecorder] = None,
-               memory_budget_bytes: Optional[int] = None) -> torch.Tensor:
+               memory_budget_bytes: Optional[int] = None,
+               final_corrections: Optional[int] = None) -> torch.Tensor:
     """Posterior samples ``(n_samples, L, *state_shape)`` as a float32 CPU tensor.
 
     ``window_split=False`` differentiates through every window, not only those of
@@ -95,7 +96,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     every step in ``recorder.trajectory`` (physical units; memory bound: see the sampler).
     ``memory_budget_bytes`` bounds the network's activations of a call (default
     ``local_score.default_memory_budget``): the windows run in chunks sized from it
-    (``LocalScoreModel.plan_chunks``), which changes no sample.
+    (``LocalScoreModel.plan_chunks``), which changes no sample. ``final_corrections``
+    replaces ``corrections`` on the steps that end below t = 0.125 (see the sampler).
     """
     observation.validate(model.state_shape)
     if observation.length < model.window:
@@ -118,7 +120,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     guide = make_guidance(guidance, observation, model, device, gamma=gamma, zeta=zeta, cg_iterations=cg_iterations)
     if not window_split:
         guide.obs.split = None
-    sampler = Sampler(model, guide, steps=steps, corrections=corrections, tau=tau, cuda_graph=cuda_graph)
+    sampler = Sampler(model, guide, steps=steps, corrections=corrections, tau=tau, cuda_graph=cuda_graph,
+                      final_corrections=final_corrections)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     x = torch.randn((n_samples, observation.length, *model.state_shape), generator=gen, device=device)
     for state in sampler.iterate(x, gen, should_stop, recorder=recorder):

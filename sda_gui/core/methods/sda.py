@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..assimilation import assimilate
-from ..diffusion.sampler import TrajectoryRecorder
+from ..diffusion.sampler import Sampler, TrajectoryRecorder
 from .base import Method, MethodError, MethodResult, RunContext
 from .registry import register_method
 
@@ -52,6 +52,8 @@ class SDA(Method):
         tau: float = 0.25
         gamma: float = 1e-2
         cg_iterations: int = 3
+        #: corrections of the steps that end below t = 0.125 (−1: ``corrections`` there too)
+        final_corrections: int = -1
         #: samples whose x(t) and x̂(t) are recorded at every step (0: none, the default)
         record: int = 0
 
@@ -71,6 +73,8 @@ class SDA(Method):
             raise MethodError("sda: tau must be > 0")
         if s.gamma < 0:
             raise MethodError("sda: gamma must be ≥ 0")
+        if s.final_corrections < -1:
+            raise MethodError("sda: final corrections must be ≥ 0 (or −1: as many as the other steps)")
         if s.cg_iterations < 1:
             raise MethodError("sda: cg_iterations must be ≥ 1")
         if s.record < 0:
@@ -85,11 +89,13 @@ class SDA(Method):
                 recorder.plan(s.steps, (ctx.n_members, ctx.length, *ctx.state_shape))
             except ValueError as exc:
                 raise MethodError(f"sda: {exc}") from None
+        final = s.final_corrections if s.final_corrections >= 0 else None
         samples = assimilate(ctx.model, ctx.observation, ctx.n_members, steps=s.steps, corrections=s.corrections,
                              guidance=s.guidance, tau=s.tau, gamma=s.gamma, device=ctx.device, seed=ctx.seed,
                              progress=ctx.progress, should_stop=ctx.should_stop, cg_iterations=s.cg_iterations,
-                             recorder=recorder)
-        diagnostics = {"network_calls_per_step": 1 + s.corrections, "k": ctx.model.k}
+                             recorder=recorder, final_corrections=final)
+        calls = Sampler(ctx.model, steps=s.steps, corrections=s.corrections, final_corrections=final).network_calls()
+        diagnostics = {"network_calls_per_step": calls / s.steps, "k": ctx.model.k}
         if recorder is not None:
             diagnostics["trajectory"] = recorder.trajectory
         return MethodResult(samples, diagnostics)

@@ -10,7 +10,7 @@ then ``C`` Langevin corrections at ``s``:
 
 where ``ε`` is the (guided) noise estimate, re-derived from a denoised estimate
 ``x̂`` bounded to ``±clip`` normalised units (10 by default). Uniform steps from ``t = 1`` to 0;
-cost per step: ``1 + C`` network calls over all windows. ``iterate`` yields after
+cost per step: ``1 + C`` network calls over all windows (``network_calls`` counts a run). ``iterate`` yields after
 every step so a caller can report progress, preview the denoised estimate and
 stop between network calls (``should_stop`` is checked before each one).
 

@@ -27,7 +27,7 @@ __all__ = ["make_job", "preview_count", "PREVIEW_MAX_NUMBERS", "SAMPLER_KEYS"]
 #: numbers of one preview (samples × states × state size): 16 M float32 = 64 MiB
 PREVIEW_MAX_NUMBERS = 16 * 2**20
 #: the panel's settings that are the SDA method's (the rest are the run's: samples, device, seed)
-SAMPLER_KEYS = ("steps", "corrections", "guidance", "tau", "gamma")
+SAMPLER_KEYS = ("steps", "corrections", "final_corrections", "guidance", "tau", "gamma")
 
 
 def preview_count(n_samples: int, length: int, state_shape) -> int:
@@ -44,7 +44,8 @@ def make_job(system, model, obs, truth: Optional[np.ndarray], settings: dict, de
     """
     n = int(settings["n_samples"])
     shown = preview_count(n, obs.length, system.state_shape)
-    method_settings = {key: settings[key] for key in SAMPLER_KEYS}
+    # a session of an older version has no final corrections: the method's default (off) then
+    method_settings = {key: settings[key] for key in SAMPLER_KEYS if key in settings}
 
     def prepared(samples, preview=True):
         """What the results view will draw of ``samples``, computed on the worker thread."""

@@ -33,6 +33,7 @@ from PySide6.QtCore import QObject, Signal
 from sda_gui.lessons import Lesson
 from sda_gui.lessons.rules import pattern_mask
 
+from .assimilation_job import SAMPLER_KEYS as RUN_SAMPLER_KEYS
 from .workers import JobRunner
 
 __all__ = ["LessonHost", "LessonRunner", "SAMPLER_KEYS"]
@@ -249,7 +250,8 @@ class LessonRunner(QObject):
             return False
         s = dict(res.settings or {})
         n = max(1, int(getattr(self.scenario, "record", 0) or 2))
-        settings = {k: s[k] for k in ("steps", "corrections", "guidance", "tau", "gamma") if k in s}
+        # the recording repeats the run it explains: the same sampler settings
+        settings = {k: s[k] for k in RUN_SAMPLER_KEYS if k in s}
         settings["record"] = n
         system, obs, seed = state.system, res.observation, int(s.get("seed", RUN_SEED))
         device = s.get("device", "cpu") or "cpu"

@@ -58,7 +58,10 @@ def metrics_html(m: dict, settings: dict, preview: bool) -> str:
         parts.append(f"residual <b>{value}</b> vs σ_y {s:.3g} ({m['n_obs']} obs{through})")
     parts.append(f"{m['samples']} samples")
     if settings.get("guidance"):
-        parts.append(f"{settings['guidance'].upper()}, {settings.get('steps')} steps, C = {settings.get('corrections')}")
+        sampler = f"{settings['guidance'].upper()}, {settings.get('steps')} steps, C = {settings.get('corrections')}"
+        if int(settings.get("final_corrections", -1)) >= 0:
+            sampler += f" (final {settings['final_corrections']})"
+        parts.append(sampler)
     if settings.get("seconds") is not None and not preview:
         parts.append(f"{settings['seconds']:.1f} s")
     head = "<b>Preview</b> · " if preview else ""

@@ -51,6 +51,8 @@ FIELDS = {
     "guidance": (str, tuple(GUIDANCES)),
     "steps": (int, 1, 4096),
     "corrections": (int, 0, 16),
+    # −1: the last steps get C corrections like the others (final corrections off)
+    "final_corrections": (int, -1, 16),
     "tau": (float, 0.0, 5.0),
     "gamma": (float, 0.0, 10.0),
     "n_samples": (int, 1, 4096),
@@ -74,11 +76,11 @@ class SettingsError(ValueError):
 
 
 #: τ and γ of a system that names none (the panel's first values)
-STEP_DEFAULTS = {"tau": 0.5, "gamma": 1e-2}
+STEP_DEFAULTS = {"tau": 0.5, "gamma": 1e-2, "final_corrections": -1}
 
 
 def system_defaults(name: Optional[str]) -> dict:
-    """What a new user gets on system ``name``: steps, C, samples, τ and γ."""
+    """What a new user gets on system ``name``: steps, C, final corrections, samples, τ and γ."""
     return {**STEP_DEFAULTS, **SYSTEM_DEFAULTS.get(name, SYSTEM_DEFAULTS[None])}
 
 

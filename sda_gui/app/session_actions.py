@@ -117,7 +117,10 @@ class SessionActions:
                      source=data.source, keep_loaded_values=False)
         st.restore_observations(data.mask, data.obs_values, data.obs_std, data.obs_seed, operator=data.operator)
         self.grid_editor.rebuild()
-        self.assimilation_panel.apply_settings(data.settings.get("assimilation", {}), strict=True)
+        sampler = dict(data.settings.get("assimilation", {}))
+        if sampler and "final_corrections" not in sampler:
+            sampler["final_corrections"] = -1    # saved before final corrections existed: they were off
+        self.assimilation_panel.apply_settings(sampler, strict=True)
         if "system_seed" in data.settings:
             self.system_panel.seed_spin.setValue(int(data.settings["system_seed"]))
         if data.model is not None and data.model_path:

@@ -1,0 +1,86 @@
+"""Final corrections in the *Assimilate* panel: shown, checked, run, remembered and saved.
+
+F = −1 ("same as C") is the sampler without final corrections; with C = 0 and F = 0 the
+run must equal it sample for sample, and F = 2 must change the samples (the sampler
+then does two Langevin corrections on its last step).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _run(qtbot, window):
+    with qtbot.waitSignal(window.assimilation_panel.runEnded, timeout=120_000) as blocker:
+        assert window.assimilate()
+    assert blocker.args[0] == "finished"
+    return window.state.results
+
+
+def test_the_form_offers_final_corrections_off_by_default(window):
+    from sda_gui.app.sampler_config import SettingsError
+
+    form = window.assimilation_panel.form
+    assert form.final_spin.value() == -1 and form.final_spin.text() == "same as C"
+    assert window.assimilation_panel.sampler_settings()["final_corrections"] == -1
+    form.apply({"final_corrections": 4}, strict=True)
+    assert form.final_spin.value() == 4
+    for bad in (-2, 17, 2.5, "8"):
+        with pytest.raises(SettingsError):
+            form.apply({"final_corrections": bad}, strict=True)
+        assert form.final_spin.value() == 4     # a refused value changes nothing
+    form.apply({"final_corrections": 99}, strict=False)   # preferences of another version: skipped
+    assert form.final_spin.value() == 4
+
+
+def test_final_corrections_reach_the_sampler(window, qtbot):
+    panel = window.assimilation_panel
+    panel.seed_spin.setValue(5)
+    off = _run(qtbot, window)
+    assert off.settings["final_corrections"] == -1
+    panel.final_spin.setValue(0)                 # C = 0 everywhere: the same sampler
+    zero = _run(qtbot, window)
+    np.testing.assert_array_equal(zero.samples, off.samples)
+    panel.final_spin.setValue(2)
+    two = _run(qtbot, window)
+    assert two.settings["final_corrections"] == 2
+    assert np.isfinite(two.samples).all() and not np.array_equal(two.samples, off.samples)
+    assert "(final 2)" in window.results_view.metrics_label.text()
+
+
+def test_final_corrections_are_remembered_and_saved(qtbot, settings_path, tiny_model_path, tmp_path):
+    from sda_gui.app.main_window import MainWindow
+
+    w = MainWindow(settings_path=str(settings_path))
+    qtbot.addWidget(w)
+    w.assimilation_panel.final_spin.setValue(6)
+    session = tmp_path / "s.h5"
+    assert w.save_session(str(session))
+    w.close()
+    w2 = MainWindow(settings_path=str(settings_path))
+    qtbot.addWidget(w2)
+    panel = w2.assimilation_panel
+    assert panel.final_spin.value() == 6        # the preferences
+    panel.final_spin.setValue(-1)
+    assert w2.open_session(str(session))
+    assert panel.final_spin.value() == 6        # the session
+    w2.shutdown()
+
+
+def test_a_session_saved_before_final_corrections_opens_with_them_off(window, tmp_path, monkeypatch):
+    from sda_gui.app import session_actions
+
+    path = tmp_path / "old.h5"
+    assert window.save_session(str(path))
+    real = session_actions.load_session
+
+    def older(p):
+        data = real(p)
+        data.settings["assimilation"].pop("final_corrections")
+        return data
+
+    monkeypatch.setattr(session_actions, "load_session", older)
+    window.assimilation_panel.final_spin.setValue(8)
+    assert window.open_session(str(path))
+    assert window.assimilation_panel.final_spin.value() == -1

@@ -79,6 +79,10 @@ def _sda_options(p):
     g.add_argument("--guidance", help=f"likelihood guidance: {', '.join(GUIDANCES)}")
     g.add_argument("--tau", type=float, help="Langevin step size τ (> 0)")
     g.add_argument("--gamma", type=float, help="SDA guidance's variance inflation γ (≥ 0)")
+    g.add_argument("--dynamics-std", type=float,
+                   help="also guide by the system's own transition, with this model error per step "
+                        "(> 0; SDA guidance, a system with dynamics; default: off)")
+    g.add_argument("--dynamics-gamma", type=float, help="variance inflation G of the dynamics term (≥ 0; default 0.3)")
 
 
 def _method_options(p):

@@ -87,7 +87,7 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
                amp: bool = False, window_split: bool = True,
                recorder: Optional[TrajectoryRecorder] = None,
                memory_budget_bytes: Optional[int] = None,
-               final_corrections: Optional[int] = None) -> torch.Tensor:
+               final_corrections: Optional[int] = None, dynamics=None) -> torch.Tensor:
     """Posterior samples ``(n_samples, L, *state_shape)`` as a float32 CPU tensor.
 
     ``window_split=False`` differentiates through every window, not only those of
@@ -98,6 +98,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     ``local_score.default_memory_budget``): the windows run in chunks sized from it
     (``LocalScoreModel.plan_chunks``), which changes no sample. ``final_corrections``
     replaces ``corrections`` on the steps that end below t = 0.125 (see the sampler).
+    ``dynamics = (system, std, γ)`` adds the system's transition to the SDA guidance
+    (``guidance.dynamics``; every window is then differentiated).
     """
     observation.validate(model.state_shape)
     if observation.length < model.window:
@@ -117,7 +119,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     model = model.to(device)
     model.autocast = bool(amp)
     model.plan_chunks(memory_budget_bytes)
-    guide = make_guidance(guidance, observation, model, device, gamma=gamma, zeta=zeta, cg_iterations=cg_iterations)
+    guide = make_guidance(guidance, observation, model, device, gamma=gamma, zeta=zeta, cg_iterations=cg_iterations,
+                          dynamics=dynamics)
     if not window_split:
         guide.obs.split = None
     sampler = Sampler(model, guide, steps=steps, corrections=corrections, tau=tau, cuda_graph=cuda_graph,

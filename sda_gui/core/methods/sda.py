@@ -11,6 +11,10 @@ after every step.
 ``diagnostics["trajectory"]`` (a ``sampler.Trajectory``), within the sampler's
 memory bound (``RECORD_MAX_BYTES``: longer runs are thinned to evenly spaced steps).
 
+``dynamics_std = q > 0`` (SDA guidance, a system with a transition) also guides x̂ by
+the system's own step, −½ Σ ‖x̂_{i+1} − f(x̂_i)‖² / (q² + s_f² + (σ/μ)² G s²) with
+``G = dynamics_gamma`` (``diffusion.guidance.dynamics``); off by default.
+
 Per-system defaults (``SYSTEM_DEFAULTS``, measured with ``python -m sda_gui.bench_classical
 --methods sda`` on its Lorenz-63 and Lorenz-96 rows, see ``docs/benchmarks.md``): the
 Langevin step τ = 1 instead of 0.25. The corrections do much of the work on these
@@ -54,6 +58,10 @@ class SDA(Method):
         cg_iterations: int = 3
         #: corrections of the steps that end below t = 0.125 (−1: ``corrections`` there too)
         final_corrections: int = -1
+        #: model error std q of one step of the system's own transition in the guidance
+        #: (``guidance.dynamics``; 0: off, the default) and its γ
+        dynamics_std: float = 0.0
+        dynamics_gamma: float = 0.3
         #: samples whose x(t) and x̂(t) are recorded at every step (0: none, the default)
         record: int = 0
 
@@ -75,6 +83,13 @@ class SDA(Method):
             raise MethodError("sda: gamma must be ≥ 0")
         if s.final_corrections < -1:
             raise MethodError("sda: final corrections must be ≥ 0 (or −1: as many as the other steps)")
+        if s.dynamics_std < 0 or s.dynamics_gamma < 0:
+            raise MethodError("sda: dynamics std and dynamics γ must be ≥ 0")
+        if s.dynamics_std > 0 and s.guidance != "sda":
+            raise MethodError(f"sda: dynamics consistency works with the SDA guidance only, not {s.guidance}")
+        if s.dynamics_std > 0 and not getattr(system, "has_dynamics", True):
+            raise MethodError("sda: dynamics consistency needs the system's transition; this system was built "
+                              "from data and has none")
         if s.cg_iterations < 1:
             raise MethodError("sda: cg_iterations must be ≥ 1")
         if s.record < 0:
@@ -93,7 +108,8 @@ class SDA(Method):
         samples = assimilate(ctx.model, ctx.observation, ctx.n_members, steps=s.steps, corrections=s.corrections,
                              guidance=s.guidance, tau=s.tau, gamma=s.gamma, device=ctx.device, seed=ctx.seed,
                              progress=ctx.progress, should_stop=ctx.should_stop, cg_iterations=s.cg_iterations,
-                             recorder=recorder, final_corrections=final)
+                             recorder=recorder, final_corrections=final,
+                             dynamics=(ctx.system, s.dynamics_std, s.dynamics_gamma) if s.dynamics_std > 0 else None)
         calls = Sampler(ctx.model, steps=s.steps, corrections=s.corrections, final_corrections=final).network_calls()
         diagnostics = {"network_calls_per_step": calls / s.steps, "k": ctx.model.k}
         if recorder is not None:

@@ -22,18 +22,24 @@ import numpy as np
 
 from .state import Results
 
-__all__ = ["make_job", "preview_count", "PREVIEW_MAX_NUMBERS", "SAMPLER_KEYS"]
+__all__ = ["make_job", "preview_count", "dynamics_apply", "PREVIEW_MAX_NUMBERS", "SAMPLER_KEYS"]
 
 #: numbers of one preview (samples × states × state size): 16 M float32 = 64 MiB
 PREVIEW_MAX_NUMBERS = 16 * 2**20
 #: the panel's settings that are the SDA method's (the rest are the run's: samples, device, seed)
-SAMPLER_KEYS = ("steps", "corrections", "final_corrections", "guidance", "tau", "gamma")
+SAMPLER_KEYS = ("steps", "corrections", "final_corrections", "guidance", "tau", "gamma", "dynamics_std")
 
 
 def preview_count(n_samples: int, length: int, state_shape) -> int:
     """How many of ``n_samples`` a preview shows: all of them unless that is too many numbers."""
     per_sample = int(length) * int(np.prod(state_shape))
     return int(max(1, min(n_samples, PREVIEW_MAX_NUMBERS // max(per_sample, 1))))
+
+
+def dynamics_apply(settings: dict, system) -> bool:
+    """Whether the form's dynamics q is part of a run: q > 0, SDA guidance, a system with a transition."""
+    return (float(settings.get("dynamics_std", 0.0)) > 0 and settings.get("guidance") == "sda"
+            and getattr(system, "has_dynamics", True))
 
 
 def make_job(system, model, obs, truth: Optional[np.ndarray], settings: dict, device, *, want_preview: bool,

@@ -6,6 +6,11 @@ them off. On dense Lorenz-96 observations F = 8 lowered the posterior-mean RMSE 
 0.220 to 0.209 for 1.44× the network calls, on sparse ones it did worse
 (``docs/benchmarks.md``), so it is off by default.
 
+*Dynamics q* > 0 also guides the samples by the system's own transition with a model
+error q per step (``core.diffusion.guidance.dynamics``); it needs the SDA guidance and
+a system with dynamics (not one built from data), and is greyed out otherwise. It is
+in physical units, so another kind of system starts with it off.
+
 Widgets and their ranges come from ``sampler_config.FIELDS``. Switching to another kind
 of system applies that system's defaults (``sampler_config.SYSTEM_DEFAULTS``) for steps,
 corrections and samples: Lorenz-63's 64 steps must not follow the user to a 64² flow,
@@ -58,6 +63,9 @@ class SamplerForm(QGroupBox):
                                                      "place of C; can sharpen a fit to dense observations")
         self.final_spin.setSpecialValueText("same as C")
         self.final_spin.setValue(-1)
+        self.dynamics_spin = _double("dynamics_std", 3, 0.01, 0.0, "Also guide by the system's own transition, "
+                                     "allowing this model error per step (physical units); off: 0")
+        self.dynamics_spin.setSpecialValueText("off")
         self.tau_spin = _double("tau", 3, 0.05, 0.5, "Langevin step size τ of the corrections")
         self.gamma_spin = _double("gamma", 4, 0.005, 1e-2, "γ of the SDA likelihood covariance Σ_y + σ²/μ² γ I")
         self.samples_spin = _spin("n_samples", "Number of posterior trajectories to draw")
@@ -75,6 +83,7 @@ class SamplerForm(QGroupBox):
         form.addRow("steps", self.steps_spin)
         form.addRow("corrections C", self.corrections_spin)
         form.addRow("final corrections", self.final_spin)
+        form.addRow("dynamics q", self.dynamics_spin)
         form.addRow("τ", self.tau_spin)
         form.addRow("γ", self.gamma_spin)
         form.addRow("samples", self.samples_spin)
@@ -84,6 +93,7 @@ class SamplerForm(QGroupBox):
         self.guidance_combo.currentIndexChanged.connect(lambda _: self._guidance_changed())
 
         self.system_name = system_name
+        self.has_dynamics = True
         self._set_values(system_defaults(system_name))
 
     def fill_devices(self):
@@ -95,7 +105,14 @@ class SamplerForm(QGroupBox):
         self.device_combo.model().item(2).setEnabled(cuda)
 
     def _guidance_changed(self):
-        self.gamma_spin.setEnabled(self.guidance_combo.currentData() == "sda")
+        sda = self.guidance_combo.currentData() == "sda"
+        self.gamma_spin.setEnabled(sda)
+        self.dynamics_spin.setEnabled(sda and self.has_dynamics)
+
+    def set_dynamics_available(self, available: bool):
+        """A system built from data has no transition to guide by: the dynamics term is greyed out."""
+        self.has_dynamics = bool(available)
+        self._guidance_changed()
 
     # per system -------------------------------------------------------------------------
     def switch_system(self, name: str) -> bool:
@@ -111,7 +128,7 @@ class SamplerForm(QGroupBox):
                           ("final_corrections", self.final_spin), ("n_samples", self.samples_spin)):
             if key in values:
                 spin.setValue(int(values[key]))
-        for key, spin in (("tau", self.tau_spin), ("gamma", self.gamma_spin)):
+        for key, spin in (("tau", self.tau_spin), ("gamma", self.gamma_spin), ("dynamics_std", self.dynamics_spin)):
             if key in values:
                 spin.setValue(float(values[key]))
 
@@ -136,6 +153,7 @@ class SamplerForm(QGroupBox):
             "final_corrections": self.final_spin.value(),
             "tau": self.tau_spin.value(),
             "gamma": self.gamma_spin.value(),
+            "dynamics_std": self.dynamics_spin.value(),
             "n_samples": self.samples_spin.value(),
             "device": self.device_combo.currentData(),
             "seed": self.seed_spin.value(),
@@ -156,7 +174,7 @@ class SamplerForm(QGroupBox):
                           ("seed", self.seed_spin)):
             if key in s:
                 spin.setValue(int(s[key]))
-        for key, spin in (("tau", self.tau_spin), ("gamma", self.gamma_spin)):
+        for key, spin in (("tau", self.tau_spin), ("gamma", self.gamma_spin), ("dynamics_std", self.dynamics_spin)):
             if key in s:
                 spin.setValue(float(s[key]))
         if "device" in s:

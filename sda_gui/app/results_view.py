@@ -61,6 +61,8 @@ def metrics_html(m: dict, settings: dict, preview: bool) -> str:
         sampler = f"{settings['guidance'].upper()}, {settings.get('steps')} steps, C = {settings.get('corrections')}"
         if int(settings.get("final_corrections", -1)) >= 0:
             sampler += f" (final {settings['final_corrections']})"
+        if float(settings.get("dynamics_std", 0.0)) > 0:
+            sampler += f", dyn. q {settings['dynamics_std']:g}"
         parts.append(sampler)
     if settings.get("seconds") is not None and not preview:
         parts.append(f"{settings['seconds']:.1f} s")

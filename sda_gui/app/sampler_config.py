@@ -53,6 +53,8 @@ FIELDS = {
     "corrections": (int, 0, 16),
     # −1: the last steps get C corrections like the others (final corrections off)
     "final_corrections": (int, -1, 16),
+    # model error per step of the dynamics term in physical units (0: off)
+    "dynamics_std": (float, 0.0, 5.0),
     "tau": (float, 0.0, 5.0),
     "gamma": (float, 0.0, 10.0),
     "n_samples": (int, 1, 4096),
@@ -76,7 +78,7 @@ class SettingsError(ValueError):
 
 
 #: τ and γ of a system that names none (the panel's first values)
-STEP_DEFAULTS = {"tau": 0.5, "gamma": 1e-2, "final_corrections": -1}
+STEP_DEFAULTS = {"tau": 0.5, "gamma": 1e-2, "final_corrections": -1, "dynamics_std": 0.0}
 
 
 def system_defaults(name: Optional[str]) -> dict:

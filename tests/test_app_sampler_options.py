@@ -1,8 +1,9 @@
-"""Final corrections in the *Assimilate* panel: shown, checked, run, remembered and saved.
+"""Final corrections and the dynamics term in the *Assimilate* panel: shown, checked, run, saved.
 
 F = −1 ("same as C") is the sampler without final corrections; with C = 0 and F = 0 the
 run must equal it sample for sample, and F = 2 must change the samples (the sampler
-then does two Langevin corrections on its last step).
+then does two Langevin corrections on its last step). Dynamics q > 0 changes the
+samples with the SDA guidance and is greyed out (and not run) with another guidance.
 """
 
 from __future__ import annotations
@@ -49,22 +50,24 @@ def test_final_corrections_reach_the_sampler(window, qtbot):
     assert "(final 2)" in window.results_view.metrics_label.text()
 
 
-def test_final_corrections_are_remembered_and_saved(qtbot, settings_path, tiny_model_path, tmp_path):
+def test_final_corrections_and_dynamics_are_remembered_and_saved(qtbot, settings_path, tiny_model_path, tmp_path):
     from sda_gui.app.main_window import MainWindow
 
     w = MainWindow(settings_path=str(settings_path))
     qtbot.addWidget(w)
     w.assimilation_panel.final_spin.setValue(6)
+    w.assimilation_panel.dynamics_spin.setValue(0.25)
     session = tmp_path / "s.h5"
     assert w.save_session(str(session))
     w.close()
     w2 = MainWindow(settings_path=str(settings_path))
     qtbot.addWidget(w2)
     panel = w2.assimilation_panel
-    assert panel.final_spin.value() == 6        # the preferences
+    assert (panel.final_spin.value(), panel.dynamics_spin.value()) == (6, 0.25)   # the preferences
     panel.final_spin.setValue(-1)
+    panel.dynamics_spin.setValue(0.0)
     assert w2.open_session(str(session))
-    assert panel.final_spin.value() == 6        # the session
+    assert (panel.final_spin.value(), panel.dynamics_spin.value()) == (6, 0.25)   # the session
     w2.shutdown()
 
 
@@ -84,3 +87,28 @@ def test_a_session_saved_before_final_corrections_opens_with_them_off(window, tm
     window.assimilation_panel.final_spin.setValue(8)
     assert window.open_session(str(path))
     assert window.assimilation_panel.final_spin.value() == -1
+
+
+def test_dynamics_q_reaches_the_sampler_with_sda_guidance_only(window, qtbot):
+    panel = window.assimilation_panel
+    assert panel.dynamics_spin.value() == 0.0 and panel.dynamics_spin.text() == "off"
+    off = _run(qtbot, window)
+    panel.dynamics_spin.setValue(1.0)
+    on = _run(qtbot, window)
+    assert on.settings["dynamics_std"] == 1.0 and not np.array_equal(on.samples, off.samples)
+    assert "dyn. q 1" in window.results_view.metrics_label.text()
+    panel.set_guidance("dps")
+    assert not panel.dynamics_spin.isEnabled() and panel.gamma_spin.isEnabled() is False
+    dps = _run(qtbot, window)                    # the value stays in the form but is not part of the run
+    assert dps.settings["dynamics_std"] == 0.0 and panel.dynamics_spin.value() == 1.0
+    panel.set_guidance("sda")
+    assert panel.dynamics_spin.isEnabled()
+    panel.form.set_dynamics_available(False)     # a system built from data
+    assert not panel.dynamics_spin.isEnabled()
+
+
+def test_another_kind_of_system_starts_with_dynamics_off(window):
+    form = window.assimilation_panel.form
+    form.dynamics_spin.setValue(0.5)
+    assert form.switch_system("lorenz63")
+    assert form.dynamics_spin.value() == 0.0

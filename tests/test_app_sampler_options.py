@@ -71,7 +71,7 @@ def test_final_corrections_and_dynamics_are_remembered_and_saved(qtbot, settings
     w2.shutdown()
 
 
-def test_a_session_saved_before_final_corrections_opens_with_them_off(window, tmp_path, monkeypatch):
+def test_a_session_saved_before_final_corrections_and_dynamics_opens_with_them_off(window, tmp_path, monkeypatch):
     from sda_gui.app import session_actions
 
     path = tmp_path / "old.h5"
@@ -81,12 +81,15 @@ def test_a_session_saved_before_final_corrections_opens_with_them_off(window, tm
     def older(p):
         data = real(p)
         data.settings["assimilation"].pop("final_corrections")
+        data.settings["assimilation"].pop("dynamics_std")
         return data
 
     monkeypatch.setattr(session_actions, "load_session", older)
     window.assimilation_panel.final_spin.setValue(8)
+    window.assimilation_panel.dynamics_spin.setValue(0.5)
     assert window.open_session(str(path))
     assert window.assimilation_panel.final_spin.value() == -1
+    assert window.assimilation_panel.dynamics_spin.value() == 0.0
 
 
 def test_dynamics_q_reaches_the_sampler_with_sda_guidance_only(window, qtbot):

@@ -71,8 +71,8 @@ class AssimilationPanel(QWidget):
         self.form = SamplerForm(state.system.name)
         self.picker = ModelPicker(state, self.show_error, lambda: self.form.device_combo.currentData(), settings)
         # the widgets by their names, for the window, scripts and tests
-        for name in ("guidance_combo", "steps_spin", "corrections_spin", "final_spin", "dynamics_spin", "tau_spin", "gamma_spin", "samples_spin",
-                     "device_combo", "seed_spin", "preview_check"):
+        for name in ("guidance_combo", "steps_spin", "corrections_spin", "final_spin", "dynamics_spin", "tau_spin",
+                     "gamma_spin", "samples_spin", "device_combo", "seed_spin", "preview_check"):
             setattr(self, name, getattr(self.form, name))
         self.model_combo, self.browse_button, self.model_info = (self.picker.model_combo, self.picker.browse_button,
                                                                  self.picker.model_info)

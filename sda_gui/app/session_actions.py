@@ -118,8 +118,8 @@ class SessionActions:
         st.restore_observations(data.mask, data.obs_values, data.obs_std, data.obs_seed, operator=data.operator)
         self.grid_editor.rebuild()
         sampler = dict(data.settings.get("assimilation", {}))
-        if sampler and "final_corrections" not in sampler:
-            sampler["final_corrections"] = -1    # saved before final corrections existed: they were off
+        if sampler:     # saved before final corrections and the dynamics term existed: they were off
+            sampler = {"final_corrections": -1, "dynamics_std": 0.0, **sampler}
         self.assimilation_panel.apply_settings(sampler, strict=True)
         if "system_seed" in data.settings:
             self.system_panel.seed_spin.setValue(int(data.settings["system_seed"]))

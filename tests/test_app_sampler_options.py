@@ -94,8 +94,11 @@ def test_a_session_saved_before_final_corrections_and_dynamics_opens_with_them_o
 
 def test_dynamics_q_reaches_the_sampler_with_sda_guidance_only(window, qtbot):
     panel = window.assimilation_panel
-    assert panel.dynamics_spin.value() == 0.0 and panel.dynamics_spin.text() == "off"
+    assert panel.dynamics_spin.value() == 0.05           # Lorenz-96's default
+    panel.dynamics_spin.setValue(0.0)
+    assert panel.dynamics_spin.text() == "off"
     off = _run(qtbot, window)
+    assert off.settings["dynamics_std"] == 0.0
     panel.dynamics_spin.setValue(1.0)
     on = _run(qtbot, window)
     assert on.settings["dynamics_std"] == 1.0 and not np.array_equal(on.samples, off.samples)
@@ -115,3 +118,5 @@ def test_another_kind_of_system_starts_with_dynamics_off(window):
     form.dynamics_spin.setValue(0.5)
     assert form.switch_system("lorenz63")
     assert form.dynamics_spin.value() == 0.0
+    assert form.switch_system("lorenz96")                # back: Lorenz-96's own default
+    assert form.dynamics_spin.value() == 0.05

@@ -177,7 +177,7 @@ CASES = [
     ("assim-corrections-negative", lambda f: _assim(f, "--corrections", "-1"), "--corrections"),
     ("assim-final-corrections-negative", lambda f: _assim(f, "--final-corrections", "-2"), "--final-corrections"),
     ("assim-gamma-negative", lambda f: _assim(f, "--gamma", "-1"), "--gamma"),
-    ("assim-dynamics-std-zero", lambda f: _assim(f, "--dynamics-std", "0"), "--dynamics-std"),
+    ("assim-dynamics-std-negative", lambda f: _assim(f, "--dynamics-std", "-0.1"), "--dynamics-std"),
     ("assim-dynamics-gamma-negative", lambda f: _assim(f, "--dynamics-std", "0.1", "--dynamics-gamma", "-1"),
      "--dynamics-gamma"),
     ("assim-dynamics-with-mmps", lambda f: _assim(f, "--dynamics-std", "0.1", "--guidance", "mmps"),

@@ -145,6 +145,20 @@ def test_assimilate_h5_in_and_out_with_the_shipped_model_and_dps(workdir):
     assert settings["guidance"] == "dps" and settings["model"] == "default" and settings["corrections"] == 0
 
 
+@pytest.mark.parametrize("extra, expected", [((), 0.05), (("--guidance", "dps"), 0.0),
+                                             (("--dynamics-std", "0"), 0.0)])
+def test_lorenz96_dynamics_default_gives_way(workdir, capfd, extra, expected):
+    """Lorenz-96 runs with the dynamics term by default; another guidance turns the default off
+    (no refusal), and --dynamics-std 0 turns it off by hand."""
+    obs = write_obs(workdir / "obs96.npz", length=16, state=40)
+    out = workdir / "post96.npz"
+    rc = main(["assimilate", "--system", "lorenz96", "--observations", str(obs), "--samples", "2", "--steps", "2",
+               "--corrections", "0", "--device", "cpu", "--quiet", *extra, "--out", str(out)])
+    assert rc == 0, capfd.readouterr().err
+    with np.load(out) as f:
+        assert json.loads(str(f["settings"]))["dynamics_std"] == expected
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".h5"])
 def test_assimilate_any_method_writes_the_same_file(tiny_model, obs_npz, workdir, capfd, suffix):
     """--method picks any registered method; the file is the same: samples and a settings record."""

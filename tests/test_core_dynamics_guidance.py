@@ -87,6 +87,18 @@ def test_a_run_follows_the_transition_more_closely(tiny_model_path):
     assert metrics.physical_residual(on.members, system) < 0.8 * metrics.physical_residual(off, system)
 
 
+def test_lorenz96_defaults_to_the_term_unless_another_guidance_is_chosen():
+    sda = get_method("sda")
+    assert settings_from(sda, make_system("lorenz96"), {}).dynamics_std == 0.05
+    assert settings_from(sda, make_system("lorenz63"), {}).dynamics_std == 0.0
+    for guidance in ("dps", "mmps"):       # the default gives way; the user's own q is refused
+        assert settings_from(sda, make_system("lorenz96"), {"guidance": guidance}).dynamics_std == 0.0
+        with pytest.raises(MethodError, match="SDA guidance only"):
+            settings_from(sda, make_system("lorenz96"), {"guidance": guidance, "dynamics_std": 0.05})
+    assert settings_from(sda, make_system("lorenz96"), {"dynamics_std": None}).dynamics_std == 0.05
+    assert settings_from(sda, make_system("lorenz96"), {"dynamics_std": 0}).dynamics_std == 0.0
+
+
 def test_settings_that_cannot_work_are_refused():
     sda, system = get_method("sda"), make_system("lorenz96")
     assert sda.Settings().dynamics_std == 0.0                # off by default

@@ -81,7 +81,8 @@ def _sda_options(p):
     g.add_argument("--gamma", type=float, help="SDA guidance's variance inflation γ (≥ 0)")
     g.add_argument("--dynamics-std", type=float,
                    help="also guide by the system's own transition, with this model error per step "
-                        "(> 0; SDA guidance, a system with dynamics; default: off)")
+                        "(≥ 0, 0: off; SDA guidance, a system with dynamics; default: 0.05 on lorenz96, "
+                        "off elsewhere)")
     g.add_argument("--dynamics-gamma", type=float, help="variance inflation G of the dynamics term (≥ 0; default 0.3)")
 
 

@@ -34,7 +34,7 @@ SDA_OPTIONS = ("steps", "corrections", "final_corrections", "guidance", "tau", "
 METHOD_OPTIONS = ("inflation", "localization", "iterations", "particles")
 METHOD_RANGES = {"samples": at_least(1), "steps": at_least(1), "corrections": at_least(0),
                  "final_corrections": at_least(0), "tau": above(0),
-                 "gamma": at_least(0, integer=False), "dynamics_std": above(0),
+                 "gamma": at_least(0, integer=False), "dynamics_std": at_least(0, integer=False),
                  "dynamics_gamma": at_least(0, integer=False), "inflation": above(0),
                  "localization": at_least(float("-inf"), integer=False), "iterations": at_least(1),
                  "particles": at_least(1)}

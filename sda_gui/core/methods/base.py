@@ -121,6 +121,12 @@ class Method(ABC):
         return cls.Settings()
 
     @classmethod
+    def fit_defaults(cls, settings, system, given: set) -> None:
+        """Turns off, in place, a per-system default that the user's own choices (the names in
+        ``given``) rule out, so that choosing e.g. another guidance does not fail on a default
+        the user never set (override per method; nothing by default)."""
+
+    @classmethod
     def check_settings(cls, settings, system) -> None:
         """Raises ``MethodError`` for a value no run could use (override to add checks)."""
 
@@ -136,13 +142,17 @@ def settings_from(cls: type, system, overrides: Optional[dict] = None):
     """``cls.default_settings(system)`` with ``overrides`` applied, each checked by name and type.
 
     ``None`` values are skipped (an option the user did not give). Numbers are
-    coerced to the field's type and must be finite; unknown names raise.
+    coerced to the field's type and must be finite; unknown names raise. A per-system
+    default that the given values rule out is turned off (``fit_defaults``) before the
+    whole is checked.
     """
     settings = cls.default_settings(system)
     fields = {f.name: f for f in dataclasses.fields(settings)}
+    given = set()
     for key, value in (overrides or {}).items():
         if value is None:
             continue
+        given.add(key)
         if key not in fields:
             known = ", ".join(sorted(fields)) or "none"
             raise MethodError(f"{cls.name} has no setting '{key}' (its settings: {known})")
@@ -165,5 +175,6 @@ def settings_from(cls: type, system, overrides: Optional[dict] = None):
         except (ValueError, TypeError, KeyError):
             raise MethodError(f"{cls.name}: setting {key} must be a finite {type(current).__name__}, got {value!r}") from None
         setattr(settings, key, value)
+    cls.fit_defaults(settings, system, given)
     cls.check_settings(settings, system)
     return settings

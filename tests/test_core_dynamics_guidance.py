@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sda_gui.core import metrics
-from sda_gui.core.diffusion.guidance import DynamicsConsistency, make_guidance
+from sda_gui.core.diffusion.guidance import DynamicsConsistency, gamma_for_steps, make_guidance
 from sda_gui.core.methods import MethodError, run_method, settings_from, get_method
 from sda_gui.core.observation import synthesize
 from sda_gui.core.systems import make_system
@@ -78,13 +78,28 @@ def test_a_run_follows_the_transition_more_closely(tiny_model_path):
     truth = system.simulate(1, 16, seed=1)[0].numpy()
     obs = synthesize(truth, np.ones(truth.shape, bool), 1.0, seed=0)     # dense, σ = 1
     model = load_checkpoint(tiny_model_path)
-    # a term as loose as the tiny model is (q = 1): a firm one makes its rough x̂ stiff
+    # Lorenz-96's default term (q = 0.05; at 16 steps its G is 8 × 0.3, see gamma_for_steps)
     base = {"steps": 16, "corrections": 0}
-    off = run_method("sda", system, obs, 4, base, model=model, seed=0).members
-    on = run_method("sda", system, obs, 4, {**base, "dynamics_std": 1.0, "dynamics_gamma": 1.0}, model=model,
-                    seed=0)
-    assert on.settings["dynamics_std"] == 1.0 and torch.isfinite(on.members).all()
+    off = run_method("sda", system, obs, 4, {**base, "dynamics_std": 0.0}, model=model, seed=0).members
+    on = run_method("sda", system, obs, 4, base, model=model, seed=0)
+    assert on.settings["dynamics_std"] == 0.05 and torch.isfinite(on.members).all()
     assert metrics.physical_residual(on.members, system) < 0.8 * metrics.physical_residual(off, system)
+
+
+def test_fewer_steps_get_a_looser_term(tiny_model_path):
+    from sda_gui.core.diffusion.checkpoint import load_checkpoint
+
+    assert [gamma_for_steps(0.3, s) for s in (256, 64, 32, 16, 8)] == pytest.approx([0.3, 0.3, 0.3, 2.4, 19.2])
+    # 16 steps of the tiny model on dense observations with Lorenz-96's default term: G fixed at
+    # 0.3 drives the samples to the clamp (RMSE ≈ 7.6, |x| ≈ 38); the looser G keeps them on the attractor
+    system, model = make_system("lorenz96"), load_checkpoint(tiny_model_path)
+    truth = system.simulate(1, 16, seed=1)[0]
+    obs = synthesize(truth.numpy(), np.ones(truth.shape, bool), 1.0, seed=0)
+    run = run_method("sda", system, obs, 4, {"steps": 16, "corrections": 0}, model=model, seed=0)
+    assert run.settings["dynamics_std"] == 0.05
+    members = run.members
+    assert torch.isfinite(members).all() and float(members.abs().max()) < 20
+    assert float(((members.mean(0) - truth) ** 2).mean().sqrt()) < 1.5
 
 
 def test_lorenz96_defaults_to_the_term_unless_another_guidance_is_chosen():

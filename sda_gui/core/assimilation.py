@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .diffusion.guidance import make_guidance
+from .diffusion.guidance import gamma_for_steps, make_guidance
 from .diffusion.local_score import LocalScoreModel
 from .diffusion.sampler import Cancelled, Sampler, TrajectoryRecorder
 from .observation import Observation, ObservationError
@@ -99,7 +99,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     (``LocalScoreModel.plan_chunks``), which changes no sample. ``final_corrections``
     replaces ``corrections`` on the steps that end below t = 0.125 (see the sampler).
     ``dynamics = (system, std, γ)`` adds the system's transition to the SDA guidance
-    (``guidance.dynamics``; every window is then differentiated).
+    (``guidance.dynamics``; every window is then differentiated); below 32 steps its γ
+    grows as (32/steps)³ (``gamma_for_steps``), or the term would overshoot.
     """
     observation.validate(model.state_shape)
     if observation.length < model.window:
@@ -119,6 +120,9 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     model = model.to(device)
     model.autocast = bool(amp)
     model.plan_chunks(memory_budget_bytes)
+    if dynamics is not None:
+        system, std, dyn_gamma = dynamics
+        dynamics = (system, std, gamma_for_steps(dyn_gamma, steps))
     guide = make_guidance(guidance, observation, model, device, gamma=gamma, zeta=zeta, cg_iterations=cg_iterations,
                           dynamics=dynamics)
     if not window_split:

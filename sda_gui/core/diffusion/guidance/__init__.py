@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from .base import Guidance, ObservationModel
 from .dps import DPSGuidance
-from .dynamics import DynamicsConsistency
+from .dynamics import DynamicsConsistency, gamma_for_steps
 from .mmps import MMPSGuidance, conjugate_gradient
 from .sda import SDAGuidance
 
 __all__ = ["Guidance", "ObservationModel", "SDAGuidance", "DPSGuidance", "MMPSGuidance",
-           "conjugate_gradient", "GUIDANCES", "make_guidance", "DynamicsConsistency"]
+           "conjugate_gradient", "GUIDANCES", "make_guidance", "DynamicsConsistency", "gamma_for_steps"]
 
 GUIDANCES = {"sda": SDAGuidance, "dps": DPSGuidance, "mmps": MMPSGuidance}
 

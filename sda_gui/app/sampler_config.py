@@ -31,7 +31,7 @@ Both Lorenz systems also get τ = 1 (the method's own default for them, ``core.m
 on the benchmark rows of ``bench_classical`` it lowers the posterior-mean RMSE by 6–21 %
 against τ = 0.25 at 64 steps, C = 1, and calibrates the spread on dense observations
 (``docs/benchmarks.md``). Lorenz-96 also starts with the dynamics term on (q = 0.05, the
-method's own default there): 6–13 % lower RMSE on every Lorenz-96 row with either shipped
+method's own default there): 6–15 % lower RMSE on every Lorenz-96 row with either shipped
 model; the panel greys it out, and leaves it out of the run, for DPS and MMPS.
 Pure Python: no Qt, so the session reader can use it.
 """

@@ -23,8 +23,9 @@ rough (measured in ``docs/benchmarks.md``).
 
 The stiffness also depends on the sampler's step: with S steps each one moves x(t)
 about 1/S of the way, and a term firm enough to help a 32- or 64-step run overshoots
-when a step moves further. With G = 0.3 fixed, every Lorenz-96 model tried diverged to
-the clamp below at 8 steps and the small shipped one turned rough at 16.
+when a step moves further. With G = 0.3 fixed, on dense observations every Lorenz-96
+model tried diverged to the clamp below at 8 steps, and the small shipped one turned
+rough at 16.
 ``gamma_for_steps`` makes the G of a run with fewer than 32 steps G · (32/S)³ (2.4 at
 16 steps, 19.2 at 8), which kept every model tried finite and no worse than without
 the term (the table in ``docs/benchmarks.md``); 32 steps and more keep G as given.

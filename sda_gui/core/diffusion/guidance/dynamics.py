@@ -27,8 +27,9 @@ when a step moves further. With G = 0.3 fixed, on dense observations every Loren
 model tried diverged to the clamp below at 8 steps, and the small shipped one turned
 rough at 16.
 ``gamma_for_steps`` makes the G of a run with fewer than 32 steps G · (32/S)³ (2.4 at
-16 steps, 19.2 at 8), which kept every model tried finite and no worse than without
-the term (the table in ``docs/benchmarks.md``); 32 steps and more keep G as given.
+16 steps, 19.2 at 8), which kept every model tried finite and, but for one tie within
+1 %, better than without the term (the table in ``docs/benchmarks.md``); 32 steps and
+more keep G as given.
 """
 
 from __future__ import annotations

@@ -83,7 +83,9 @@ def _sda_options(p):
                    help="also guide by the system's own transition, with this model error per step "
                         "(≥ 0, 0: off; SDA guidance, a system with dynamics; default: 0.05 on lorenz96, "
                         "off elsewhere)")
-    g.add_argument("--dynamics-gamma", type=float, help="variance inflation G of the dynamics term (≥ 0; default 0.3)")
+    g.add_argument("--dynamics-gamma", type=float,
+                   help="variance inflation G of the dynamics term at 32-64 steps (≥ 0; default 0.3); "
+                        "fewer steps loosen it, more steps firm it up, to G/6 from 256 steps on")
 
 
 def _method_options(p):

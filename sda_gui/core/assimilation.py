@@ -100,7 +100,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     replaces ``corrections`` on the steps that end below t = 0.125 (see the sampler).
     ``dynamics = (system, std, γ)`` adds the system's transition to the SDA guidance
     (``guidance.dynamics``; every window is then differentiated); below 32 steps its γ
-    grows as (32/steps)³ (``gamma_for_steps``), or the term would overshoot.
+    grows as (32/steps)³, or the term would overshoot, and above 64 it falls, to γ/6 at
+    256 steps (``gamma_for_steps``).
     """
     observation.validate(model.state_shape)
     if observation.length < model.window:

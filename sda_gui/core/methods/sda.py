@@ -25,7 +25,8 @@ small. On Lorenz-96 the dynamics term is on too (q = 0.05, G = 0.3): it lowered 
 of every Lorenz-96 row with both shipped models (by 6–15 %) and that of small models trained
 in minutes, and costs nothing more per step on dense observations (every window is
 differentiated anyway) and up to 1.7× on sparse ones; below 32 steps its G grows
-(``guidance.dynamics.gamma_for_steps``) so that short runs stay stable. It is turned off, rather than
+(``guidance.dynamics.gamma_for_steps``) so that short runs stay stable, and above 64 it falls
+(to G/6 at 256 steps), firmer where smaller steps allow it. It is turned off, rather than
 refused, when the user picks another guidance (``fit_defaults``). Other systems
 (Kolmogorov flow, data systems) keep the generic values, not measured there.
 """

@@ -28,23 +28,41 @@ model tried diverged to the clamp below at 8 steps, and the small shipped one tu
 rough at 16.
 ``gamma_for_steps`` makes the G of a run with fewer than 32 steps G · (32/S)³ (2.4 at
 16 steps, 19.2 at 8), which kept every model tried finite and, but for one tie within
-1 %, better than without the term (the table in ``docs/benchmarks.md``); 32 steps and
-more keep G as given.
+1 %, better than without the term (the table in ``docs/benchmarks.md``).
+
+The same argument runs the other way: with more steps each one moves x(t) less, so a
+firmer term stays stable and follows the dynamics more closely. G as given is the G of
+32 to 64 steps; above 64 it falls as G · (64/S)^p with p = log 6 / log 4 ≈ 1.29, so
+that the default 0.3 becomes 0.122 at 128 steps and 0.05 at 256, the values measured
+best there (at 256 steps G = 0.05 beat 0.3 on every window of all four Lorenz-96 rows;
+at 64 steps G = 0.1 was already rough). Beyond 256 steps G stays at G/6: smaller
+values are not measured.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 __all__ = ["DynamicsConsistency", "gamma_for_steps"]
 
-#: the fewest steps that follow the default G (0.3) as given; fewer steps get a larger G
+#: the fewest steps that follow G as given; fewer steps get a larger G
 REFERENCE_STEPS = 32
+#: the most steps that follow G as given; more steps get a smaller G, down to G/6 at FIRMEST_STEPS
+LOOSEST_STEPS, FIRMEST_STEPS = 64, 256
+#: G falls by FIRMEST_RATIO from 64 to 256 steps, as a power of S: G · (64/S)^(log 6 / log 4)
+FIRMEST_RATIO = 6.0
 
 
 def gamma_for_steps(gamma: float, steps: int) -> float:
-    """G of a run of ``steps`` sampler steps: G · (32/S)³ below 32 steps, G from there on."""
-    return float(gamma) * max(1.0, REFERENCE_STEPS / max(int(steps), 1)) ** 3
+    """G of a run of ``steps`` sampler steps: G · (32/S)³ below 32 steps, G from 32 to 64,
+    G · (64/S)^(log 6/log 4) from 64 to 256 (G/6 there) and G/6 beyond."""
+    steps = max(int(steps), 1)
+    if steps < REFERENCE_STEPS:
+        return float(gamma) * (REFERENCE_STEPS / steps) ** 3
+    power = math.log(FIRMEST_RATIO) / math.log(FIRMEST_STEPS / LOOSEST_STEPS)
+    return float(gamma) * (LOOSEST_STEPS / min(max(steps, LOOSEST_STEPS), FIRMEST_STEPS)) ** power
 
 
 class DynamicsConsistency:

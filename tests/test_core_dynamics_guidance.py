@@ -96,6 +96,26 @@ def test_more_steps_get_a_firmer_term():
     assert gamma_for_steps(1.2, 128) == pytest.approx(4 * g[4])   # proportional to the given G
 
 
+@pytest.mark.parametrize("steps, expected", [(256, 0.05), (64, 0.3), (16, 2.4)])
+def test_a_run_builds_its_term_with_the_g_of_its_step_count(tiny_model_path, monkeypatch, steps, expected):
+    import sda_gui.core.assimilation as assimilation
+    from sda_gui.core.diffusion.checkpoint import load_checkpoint
+
+    built = {}
+
+    def spy(*args, dynamics=None, **kwargs):
+        built["dynamics"] = dynamics
+        raise RuntimeError("stop before sampling")
+
+    monkeypatch.setattr(assimilation, "make_guidance", spy)
+    system = make_system("lorenz96")
+    obs = synthesize(system.simulate(1, 16, seed=1)[0].numpy(), np.ones((16, 40), bool), 1.0, seed=0)
+    with pytest.raises(RuntimeError, match="stop before sampling"):
+        run_method("sda", system, obs, 2, {"steps": steps}, model=load_checkpoint(tiny_model_path))
+    _, std, gamma = built["dynamics"]      # Lorenz-96's default term, G = 0.3 given
+    assert std == 0.05 and gamma == pytest.approx(expected)
+
+
 def test_fewer_steps_get_a_looser_term(tiny_model_path):
     from sda_gui.core.diffusion.checkpoint import load_checkpoint
 

@@ -65,7 +65,9 @@ class SamplerForm(QGroupBox):
         self.final_spin.setSpecialValueText("same as C")
         self.final_spin.setValue(-1)
         self.dynamics_spin = _double("dynamics_std", 3, 0.01, 0.0, "Also guide by the system's own transition, "
-                                     "allowing this model error per step (physical units); off: 0")
+                                     "allowing this model error per step (physical units); off: 0. "
+                                     "The term is firmer the more steps a run takes (up to 256) and "
+                                     "looser below 32, where a firm one would overshoot")
         self.dynamics_spin.setSpecialValueText("off")
         self.tau_spin = _double("tau", 3, 0.05, 0.5, "Langevin step size τ of the corrections")
         self.gamma_spin = _double("gamma", 4, 0.005, 1e-2, "γ of the SDA likelihood covariance Σ_y + σ²/μ² γ I")

@@ -51,8 +51,8 @@ __all__ = ["DynamicsConsistency", "gamma_for_steps"]
 REFERENCE_STEPS = 32
 #: the most steps that follow G as given; more steps get a smaller G, down to G/6 at FIRMEST_STEPS
 LOOSEST_STEPS, FIRMEST_STEPS = 64, 256
-#: G falls by FIRMEST_RATIO from 64 to 256 steps, as a power of S: G · (64/S)^(log 6 / log 4)
-FIRMEST_RATIO = 6.0
+#: G falls sixfold from 64 to 256 steps, as a power of S: G · (64/S)^FIRMING, FIRMING = log 6 / log 4
+FIRMING = math.log(6.0) / math.log(FIRMEST_STEPS / LOOSEST_STEPS)
 
 
 def gamma_for_steps(gamma: float, steps: int) -> float:
@@ -61,8 +61,7 @@ def gamma_for_steps(gamma: float, steps: int) -> float:
     steps = max(int(steps), 1)
     if steps < REFERENCE_STEPS:
         return float(gamma) * (REFERENCE_STEPS / steps) ** 3
-    power = math.log(FIRMEST_RATIO) / math.log(FIRMEST_STEPS / LOOSEST_STEPS)
-    return float(gamma) * (LOOSEST_STEPS / min(max(steps, LOOSEST_STEPS), FIRMEST_STEPS)) ** power
+    return float(gamma) * (LOOSEST_STEPS / min(max(steps, LOOSEST_STEPS), FIRMEST_STEPS)) ** FIRMING
 
 
 class DynamicsConsistency:

@@ -109,6 +109,7 @@ def member_scores(members, truth, system=None) -> dict:
     out = window_scores(m.mean(0), np.sqrt(m.var(0, ddof=1).mean(-1)), truth)
     out["spread_skill"] = calibration.spread_skill(m, truth)
     out["rank_flatness"] = calibration.rank_flatness(calibration.rank_histogram(m, truth))
+    out["rank_p"], out["rank_reference"] = calibration.rank_exchangeability(m, truth)
     if system is not None:
         out["step_residual"] = physical_residual(m, system)
     return out
@@ -279,8 +280,10 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
             row = {"problem": key, "method": name, "settings": settings, "members": n,
                    "seconds": float(np.mean(acc["seconds"])),
                    "rmse_windows": [s["rmse"] for s in acc["ours"]]}
-            for score in ("rmse", "spread", "spread_skill", "rank_flatness", "step_residual"):
+            for score in ("rmse", "spread", "spread_skill", "rank_flatness", "rank_reference", "step_residual"):
                 row[score] = float(np.mean([s[score] for s in acc["ours"]]))
+            row["rank_p_windows"] = [s["rank_p"] for s in acc["ours"]]
+            row["rank_p"] = calibration.combine_p_values(row["rank_p_windows"])
             if model is not None:
                 row["model"] = Path(getattr(model, "source_path", "")).name
             if acc["dapper"]:
@@ -291,13 +294,14 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
     return rows
 
 
-TABLE_HEADER = ("| problem | method | RMSE | spread | spread/RMSE | rank χ²/dof | step residual | DAPPER RMSE "
-                "| DAPPER spread | s/window |\n|---|---|---|---|---|---|---|---|---|---|")
+TABLE_HEADER = ("| problem | method | RMSE | spread | spread/RMSE | rank χ²/dof (calibrated) | rank p "
+                "| step residual | DAPPER RMSE | DAPPER spread | s/window |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def _format_row(row: dict) -> str:
     text = (f"| {row['problem']:<15} | {row['method']:<6} | {row['rmse']:.3f} | {row['spread']:.3f} |"
-            f" {row['spread_skill']:.2f} | {row['rank_flatness']:.1f} | {row['step_residual']:.3f} |")
+            f" {row['spread_skill']:.2f} | {row['rank_flatness']:.1f} ({row['rank_reference']:.1f}) |"
+            f" {row['rank_p']:.2f} | {row['step_residual']:.3f} |")
     if "dapper_rmse" in row:
         text += f" {row['dapper_rmse']:.3f} | {row['dapper_spread']:.3f} |"
     else:
@@ -397,7 +401,8 @@ def run(args=None) -> dict:
                                       samples=opts.samples, models=models)
         for row in out["table"]:           # the means hide how much windows differ: print each
             print(f"{row['problem']} {row['method']} RMSE per window:",
-                  " ".join(f"{r:.3f}" for r in row["rmse_windows"]))
+                  " ".join(f"{r:.3f}" for r in row["rmse_windows"]),
+                  "| rank p per window:", " ".join(f"{p:.2f}" for p in row["rank_p_windows"]))
     return out
 
 

@@ -32,6 +32,10 @@ def test_sda_row_is_scored_on_the_classical_windows():
     assert row["spread_skill"] == pytest.approx(np.mean([s["spread_skill"] for s in per_window]))
     assert row["rank_flatness"] == pytest.approx(np.mean([s["rank_flatness"] for s in per_window]))
     assert row["step_residual"] == pytest.approx(np.mean([s["step_residual"] for s in per_window]))
+    # the truth's exchangeability p-value per window, and Fisher's combination of them
+    assert row["rank_p_windows"] == pytest.approx([s["rank_p"] for s in per_window])
+    assert row["rank_p"] == pytest.approx(calibration.combine_p_values([s["rank_p"] for s in per_window]))
+    assert row["rank_reference"] == pytest.approx(np.mean([s["rank_reference"] for s in per_window]))
 
 
 def test_step_residual_is_the_model_error_the_members_carry():
@@ -50,13 +54,14 @@ def test_member_scores_carry_the_calibration_scores():
     s = member_scores(members, truth)
     assert s["spread_skill"] == pytest.approx(calibration.spread_skill(members, truth))
     assert s["rank_flatness"] == pytest.approx(calibration.rank_flatness(calibration.rank_histogram(members, truth)))
+    assert (s["rank_p"], s["rank_reference"]) == calibration.rank_exchangeability(members, truth)
 
 
 def test_command_prints_the_sda_row(capsys):
     out = run(["--methods", "sda", "--problems", "l63-x8-64", "--windows", "1", "--samples", "3", "--steps", "2",
                "--corrections", "0", "--gamma", "0.1", "--model", str(default_model_path("lorenz63", "cpu"))])
     text = capsys.readouterr().out
-    assert "spread/RMSE" in text and "rank χ²/dof" in text
+    assert "spread/RMSE" in text and "rank χ²/dof" in text and "rank p per window:" in text
     assert text.count("| l63-x8-64") == 1 and "| sda" in text
     assert out["table"][0]["settings"]["gamma"] == 0.1
     assert f"l63-x8-64 sda RMSE per window: {out['table'][0]['rmse']:.3f}" in text

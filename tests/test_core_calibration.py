@@ -109,3 +109,72 @@ def test_metrics_reexports_and_bad_shapes():
         cal.crps(np.zeros((3, 4, 2)), np.zeros((4, 3)))
     with pytest.raises(ValueError, match="level"):
         cal.coverage(np.zeros((3, 4)), np.zeros(4), 1.0)
+
+
+def _correlated_draws(n: int, seed: int, length: int = 32, width: int = 40, rho: float = 0.95):
+    """``n`` AR(1) trajectories (lag-1 correlation ``rho`` along the window): entries far from independent."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((n, length, width))
+    x[:, 0] = rng.standard_normal((n, width))
+    for i in range(1, length):
+        x[:, i] = rho * x[:, i - 1] + math.sqrt(1 - rho ** 2) * rng.standard_normal((n, width))
+    return x
+
+
+def test_the_exchangeability_test_reads_correlated_trajectories_against_their_own_reference():
+    # truth and 64 members drawn alike: calibrated, yet the correlated entries inflate χ²/dof well above 1
+    ps, flatness, references = [], [], []
+    for seed in range(20):
+        draws = _correlated_draws(65, seed)
+        truth, members = draws[0], draws[1:]
+        p, reference = cal.rank_exchangeability(members, truth, seed)
+        ps.append(p), references.append(reference)
+        flatness.append(cal.rank_flatness(cal.rank_histogram(members, truth, seed)))
+    assert max(flatness) > 3 and np.median(references) > 1.4
+    # the permutation p-value of a calibrated truth is uniform on {1..65}/65
+    assert all(1 / 65 - 1e-12 <= p <= 1 for p in ps)
+    assert 0.3 < np.mean(ps) < 0.7 and sum(p <= 0.05 for p in ps) <= 3
+    # the truth's own statistic is rank_flatness: equal up to the tie-breaking (no ties here)
+    draws = _correlated_draws(65, 0)
+    pool_stat = cal.rank_flatness(cal.rank_histogram(draws[1:], draws[0]))
+    assert cal.rank_exchangeability(draws[1:], draws[0])[0] == pytest.approx(
+        np.mean([cal.rank_flatness(cal.rank_histogram(np.delete(draws, j, 0), draws[j])) >= pool_stat * (1 - 1e-12)
+                 for j in range(65)]))
+
+
+def test_the_exchangeability_test_flags_shaped_histograms():
+    draws = _correlated_draws(65, 1, length=64)
+    truth, members = draws[0], draws[1:]
+    # over-confident, biased: the truth's histogram is shaped more than any member's
+    assert cal.rank_exchangeability(0.5 * members, truth)[0] == pytest.approx(1 / 65)
+    assert cal.rank_exchangeability(members + 0.5, truth)[0] == pytest.approx(1 / 65)
+    # on independent entries over-dispersion is flagged too
+    members, truth = _gaussian_case(40, 2.0)
+    assert cal.rank_exchangeability(members, truth)[0] == pytest.approx(1 / 41)
+    members, truth = _gaussian_case(40, 1.0)
+    p, reference = cal.rank_exchangeability(members, truth)
+    assert p > 0.05 and reference == pytest.approx(1.0, abs=0.3)
+
+
+def test_the_exchangeability_test_on_ties_few_members_and_fields():
+    # a point ensemble at the truth: every draw tied, broken at random, nothing flagged
+    p, reference = cal.rank_exchangeability(np.zeros((9, 50, 40)), np.zeros((50, 40)), seed=3)
+    assert p > 0.05 and reference == pytest.approx(1.0, abs=0.8)
+    assert (p, reference) == cal.rank_exchangeability(np.zeros((9, 50, 40)), np.zeros((50, 40)), seed=3)
+    assert all(math.isnan(v) for v in cal.rank_exchangeability(np.zeros((1, 4, 3)), np.zeros((4, 3))))
+    # a field with more entries than the cap is tested on a subset: still a valid p-value
+    rng = np.random.default_rng(5)
+    field = rng.standard_normal((9, 2, 2, 130, 130))
+    p, reference = cal.rank_exchangeability(field[1:], field[0])
+    assert field[0].size > cal.EXCHANGEABILITY_ENTRIES and p in {k / 9 for k in range(1, 10)}
+    s = cal.scores(field[1:], field[0])
+    assert s["rank_p"] == p and s["rank_reference"] == reference
+
+
+def test_fisher_combination_of_window_p_values():
+    # k = 1: the p-value itself; the closed-form χ²_{2k} survival function against known values
+    assert cal.combine_p_values([0.3]) == pytest.approx(0.3)
+    assert cal.combine_p_values([0.05, 0.05]) == pytest.approx(0.0175, abs=2e-4)   # −2Σln p = 11.98, 4 dof
+    assert cal.combine_p_values([1.0, 1.0, 1.0]) == pytest.approx(1.0)
+    assert cal.combine_p_values([0.5, 0.5, 0.5, 0.5]) > 0.5 > cal.combine_p_values([0.01, 0.5, 0.5, 0.5])
+    assert math.isnan(cal.combine_p_values([])) and cal.combine_p_values([math.nan, 0.3]) == pytest.approx(0.3)

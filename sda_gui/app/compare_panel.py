@@ -48,7 +48,16 @@ REFERENCE_PARTICLES = 16384
 COLUMNS = [("title", "method", "{}"), ("rmse", "RMSE", "{:.3f}"), ("spread", "spread", "{:.3f}"),
            ("crps", "CRPS", "{:.3f}"), ("spread_skill", "spread/RMSE", "{:.2f}"),
            ("coverage_90", "90 % cover", "{:.2f}"), ("rank_flatness", "rank χ²/dof", "{:.1f}"),
-           ("w1_reference", "W1 to ref.", "{:.2f}"), ("seconds", "time (s)", "{:.1f}"), ("error", "note", "{}")]
+           ("rank_p", "rank p", "{:.2f}"), ("w1_reference", "W1 to ref.", "{:.2f}"), ("seconds", "time (s)", "{:.1f}"), ("error", "note", "{}")]
+
+#: what a column's header explains when hovered
+COLUMN_TIPS = {
+    "spread_skill": "Spread over error of the members' mean: 1 when calibrated, below 1 over-confident",
+    "rank_flatness": "χ²/dof of the truth's rank histogram: 1 for independent entries; states and variables "
+                     "are correlated, so a calibrated ensemble scores more (read it with rank p)",
+    "rank_p": "Share of the members whose own rank histogram among the other draws is at least as shaped as "
+              "the truth's: small (below 0.05) when the truth does not look like one more member",
+}
 
 
 @dataclass
@@ -136,6 +145,9 @@ class ComparePanel(QWidget):
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels([h for _, h, _ in COLUMNS])
+        for j, (key, _, _) in enumerate(COLUMNS):
+            if key in COLUMN_TIPS:
+                self.table.horizontalHeaderItem(j).setToolTip(COLUMN_TIPS[key])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -373,7 +385,7 @@ class ComparePanel(QWidget):
         from sda_gui.core.compare import Row, write_compare_report
 
         fields = ("method", "title", "n_members", "rmse", "spread", "crps", "spread_skill", "coverage_50",
-                  "coverage_90", "rank_flatness", "seconds", "device", "error", "rank_counts")
+                  "coverage_90", "rank_flatness", "rank_p", "seconds", "device", "error", "rank_counts")
         rows = [Row(**{k: r[k] for k in fields}) for r in self.comparison.rows]
         members = {k: torch.as_tensor(v) for k, v in self.comparison.members.items()}
         try:

@@ -10,6 +10,18 @@ of one scalar; ``x_k`` are the ``N`` members at that entry, ``y`` the truth.
 - ``rank_histogram``: counts ``(N + 1,)`` of the truth's rank among the members
   (ties broken at random, seeded), and ``rank_flatness``: ``χ² / N`` of those
   counts against the uniform histogram (``N`` degrees of freedom).
+- ``rank_exchangeability``: how flat the truth's rank histogram is *for this ensemble*.
+  ``χ²/dof`` read against 1 assumes independent entries; neighbouring states and
+  variables are correlated, so a calibrated ensemble of trajectories scores well
+  above 1. The test pools the truth with the ``N`` members (``N + 1`` draws); under
+  calibration the truth is one more draw of the same law, the ``N + 1`` draws are
+  exchangeable, and so are their statistics ``S_j``: the ``χ²/dof`` of draw ``j``'s
+  ranks among the other ``N`` over all entries (``S_truth`` is ``rank_flatness``).
+  The permutation p-value ``#{j : S_j ≥ S_truth} / (N + 1)`` is then uniform on
+  ``{1, …, N + 1} / (N + 1)`` whatever the correlations, and small when the truth's
+  histogram is shaped more than a member's (over- or under-dispersion, bias). The
+  members' median ``S_j`` is the ``χ²/dof`` a calibrated ensemble of this problem
+  would score, the reference to read ``rank_flatness`` against.
 - ``spread_skill``: ``√((N + 1) / N) · spread / RMSE`` (global RMS of both); the
   factor makes a calibrated ensemble score 1 for any ``N``, since the error of
   the mean of ``N`` draws has variance ``(1 + 1/N) σ²``. Below 1: over-confident.
@@ -34,10 +46,13 @@ Numpy and torch inputs are both accepted; everything is computed in float64.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-__all__ = ["crps", "rank_histogram", "rank_flatness", "spread_skill", "coverage", "rmse_time",
+__all__ = ["crps", "rank_histogram", "rank_flatness", "rank_exchangeability", "combine_p_values",
+           "spread_skill", "coverage", "rmse_time",
            "spread_time", "rmse_per_state", "spread_per_state", "scores"]
 
 
@@ -104,6 +119,56 @@ def rank_flatness(counts) -> float:
     return float(((c - expected) ** 2 / expected).sum() / (bins - 1))
 
 
+#: entries the exchangeability test ranks at most (a seeded subset beyond: the same for every draw)
+EXCHANGEABILITY_ENTRIES = 1 << 16
+
+
+def rank_exchangeability(members, truth, seed: int = 0) -> tuple[float, float]:
+    """``(p, reference)``: the truth's permutation p-value among the members' rank ``χ²/dof``,
+    and the members' median ``χ²/dof`` (the module docstring). ``(nan, nan)`` below 2 members.
+
+    Ties (point ensembles) are broken at random, seeded; fields with more than
+    ``EXCHANGEABILITY_ENTRIES`` entries are tested on a seeded subset of them.
+    """
+    m, t = _pair(members, truth)
+    n = len(m)
+    if n < 2:
+        return math.nan, math.nan
+    pool = np.concatenate([t[None], m]).reshape(n + 1, -1)  # draw 0 is the truth
+    rng = np.random.default_rng(seed)
+    if pool.shape[1] > EXCHANGEABILITY_ENTRIES:
+        pool = pool[:, rng.choice(pool.shape[1], EXCHANGEABILITY_ENTRIES, replace=False)]
+    # rank of every draw among the other n at every entry, ties in a random order
+    order = np.lexsort((rng.random(pool.shape), pool), axis=0)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(n + 1)[:, None].repeat(pool.shape[1], 1), axis=0)
+    draw = np.arange(n + 1)[:, None]
+    counts = np.bincount((draw * (n + 1) + ranks).ravel(), minlength=(n + 1) ** 2).reshape(n + 1, n + 1)
+    expected = pool.shape[1] / (n + 1)
+    stat = ((counts - expected) ** 2 / expected).sum(1) / n
+    # ≥ up to rounding: a tie with the truth's statistic counts against it
+    p = float(np.mean(stat >= stat[0] * (1 - 1e-12)))
+    return p, float(np.median(stat[1:]))
+
+
+def combine_p_values(ps) -> float:
+    """Fisher's combination of independent p-values (one per window): ``P(χ²_{2k} ≥ −2 Σ ln p)``.
+
+    The survival function of ``χ²`` with ``2k`` degrees of freedom is
+    ``e^{−x/2} Σ_{i<k} (x/2)^i / i!``. The permutation p-values are discrete
+    (never below ``1/(N + 1)``), which makes the combination conservative.
+    """
+    ps = [float(p) for p in ps if not math.isnan(float(p))]
+    if not ps:
+        return math.nan
+    half = -sum(math.log(max(p, 1e-300)) for p in ps)   # x / 2
+    term, total = 1.0, 1.0
+    for i in range(1, len(ps)):
+        term *= half / i
+        total += term
+    return float(min(1.0, math.exp(-half) * total))
+
+
 def spread_skill(members, truth) -> float:
     """``√((N+1)/N) · spread / RMSE``, global RMS of both; 1 when calibrated, < 1 over-confident."""
     m, t = _pair(members, truth)
@@ -159,6 +224,7 @@ def scores(members, truth, seed: int = 0) -> dict:
     """Every score at once (floats, and the rank counts and time series as lists)."""
     m, t = _pair(members, truth)
     counts = rank_histogram(m, t, seed)
+    rank_p, rank_reference = rank_exchangeability(m, t, seed)
     return {
         "rmse": rmse_per_state(m, t),
         "spread": spread_per_state(m),
@@ -168,6 +234,8 @@ def scores(members, truth, seed: int = 0) -> dict:
         "coverage_50": coverage(m, t, 0.5),
         "coverage_90": coverage(m, t, 0.9),
         "rank_flatness": rank_flatness(counts),
+        "rank_p": rank_p,
+        "rank_reference": rank_reference,
         "rank_counts": counts.tolist(),
         "rmse_time": rmse_time(m, t).tolist(),
         "spread_time": spread_time(m).tolist(),

@@ -46,6 +46,7 @@ COLUMNS = (
     ("coverage_50", "cover 50%", "{:.2f}"),
     ("coverage_90", "cover 90%", "{:.2f}"),
     ("rank_flatness", "rank χ²/dof", "{:.1f}"),
+    ("rank_p", "rank p", "{:.2f}"),
     ("seconds", "time (s)", "{:.1f}"),
     ("device", "device", "{}"),
     ("error", "error", "{}"),
@@ -68,6 +69,8 @@ class Row:
     coverage_50: float = math.nan
     coverage_90: float = math.nan
     rank_flatness: float = math.nan
+    #: the truth's permutation p-value among the members (``calibration.rank_exchangeability``)
+    rank_p: float = math.nan
     seconds: float = math.nan
     device: str = ""
     error: str = ""
@@ -129,7 +132,8 @@ def compare(system, observation: Observation, truth, methods: list, n_members: i
         s = calibration.scores(result.members, truth, seed=seed)
         rows.append(Row(name, cls.title, int(n_members), rmse=s["rmse"], spread=s["spread"], crps=s["crps"],
                         spread_skill=s["spread_skill"], coverage_50=s["coverage_50"], coverage_90=s["coverage_90"],
-                        rank_flatness=s["rank_flatness"], seconds=float(result.diagnostics.get("seconds", math.nan)),
+                        rank_flatness=s["rank_flatness"], rank_p=s["rank_p"],
+                        seconds=float(result.diagnostics.get("seconds", math.nan)),
                         device=str(result.diagnostics.get("device", device)), rank_counts=s["rank_counts"],
                         diagnostics=dict(result.diagnostics), settings=dict(result.settings), members=result.members))
     return rows
@@ -156,7 +160,10 @@ def _markdown(rows: list) -> str:
         lines.append("| " + " | ".join(_cell(r, a, f).replace("|", "/") for a, _, f in cols) + " |")
     note = ("RMSE and spread: per state over its variables, averaged over the window (DAPPER's convention); "
             "CRPS: fair ensemble CRPS; spread/RMSE: 1 when calibrated; cover: fraction of the truth inside "
-            "the members' central interval; rank χ²/dof: 1 for a flat rank histogram of independent entries.")
+            "the members' central interval; rank χ²/dof: 1 for a flat rank histogram of independent entries "
+            "(more for correlated ones, even when calibrated); rank p: the share of the members whose own "
+            "rank histogram among the other draws is at least as shaped as the truth's (small: the truth "
+            "does not look like one more member).")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 

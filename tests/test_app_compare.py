@@ -22,6 +22,11 @@ def test_compare_runs_methods_side_by_side_and_exports(window, qtbot, tmp_path):
     assert [r["method"] for r in comp.rows] == ["sda", "letkf", "bpf"]
     assert all(not r["error"] and math.isfinite(r["rmse"]) and r["n_members"] == 4 for r in comp.rows)
     assert panel.table.rowCount() == 3 and panel.table.item(1, 0).text() == "LETKF"
+    # the truth's exchangeability p-value beside the rank χ²/dof, explained by the header's tooltip
+    assert all(0 < r["rank_p"] <= 1 for r in comp.rows)
+    headers = [panel.table.horizontalHeaderItem(j) for j in range(panel.table.columnCount())]
+    (rank_p,) = [h for h in headers if h.text() == "rank p"]
+    assert "one more member" in rank_p.toolTip()
     assert set(comp.members) == {"sda", "letkf", "bpf"}
     assert comp.members["letkf"].shape == (4, *window.state.truth.shape)
     # one mean and one spread image per method plus the truth, on shared colour levels

@@ -134,21 +134,21 @@ def test_the_exchangeability_test_reads_correlated_trajectories_against_their_ow
     # the permutation p-value of a calibrated truth is uniform on {1..65}/65
     assert all(1 / 65 - 1e-12 <= p <= 1 for p in ps)
     assert 0.3 < np.mean(ps) < 0.7 and sum(p <= 0.05 for p in ps) <= 3
-    # the truth's own statistic is rank_flatness: equal up to the tie-breaking (no ties here)
-    draws = _correlated_draws(65, 0)
-    pool_stat = cal.rank_flatness(cal.rank_histogram(draws[1:], draws[0]))
-    assert cal.rank_exchangeability(draws[1:], draws[0])[0] == pytest.approx(
-        np.mean([cal.rank_flatness(cal.rank_histogram(np.delete(draws, j, 0), draws[j])) >= pool_stat * (1 - 1e-12)
-                 for j in range(65)]))
+    # the reference: the members' median χ²/dof, each ranked among the other 64 draws (the truth one of them)
+    draws = _correlated_draws(17, 0)
+    loo = [cal.rank_flatness(cal.rank_histogram(np.delete(draws, j, 0), draws[j])) for j in range(1, 17)]
+    assert cal.rank_exchangeability(draws[1:], draws[0])[1] == pytest.approx(np.median(loo))
 
 
 def test_the_exchangeability_test_flags_shaped_histograms():
     draws = _correlated_draws(65, 1, length=64)
     truth, members = draws[0], draws[1:]
-    # over-confident, biased: the truth's histogram is shaped more than any member's
+    # over-confident (U), over-dispersed (dome), biased (slope): the truth stands out of the pool
     assert cal.rank_exchangeability(0.5 * members, truth)[0] == pytest.approx(1 / 65)
+    assert cal.rank_exchangeability(2.0 * members, truth)[0] == pytest.approx(1 / 65)
     assert cal.rank_exchangeability(members + 0.5, truth)[0] == pytest.approx(1 / 65)
-    # on independent entries over-dispersion is flagged too
+    assert cal.rank_exchangeability(members, truth)[0] > 0.05
+    # independent entries, the classic case
     members, truth = _gaussian_case(40, 2.0)
     assert cal.rank_exchangeability(members, truth)[0] == pytest.approx(1 / 41)
     members, truth = _gaussian_case(40, 1.0)

@@ -10,18 +10,26 @@ of one scalar; ``x_k`` are the ``N`` members at that entry, ``y`` the truth.
 - ``rank_histogram``: counts ``(N + 1,)`` of the truth's rank among the members
   (ties broken at random, seeded), and ``rank_flatness``: ``χ² / N`` of those
   counts against the uniform histogram (``N`` degrees of freedom).
-- ``rank_exchangeability``: how flat the truth's rank histogram is *for this ensemble*.
-  ``χ²/dof`` read against 1 assumes independent entries; neighbouring states and
-  variables are correlated, so a calibrated ensemble of trajectories scores well
-  above 1. The test pools the truth with the ``N`` members (``N + 1`` draws); under
-  calibration the truth is one more draw of the same law, the ``N + 1`` draws are
-  exchangeable, and so are their statistics ``S_j``: the ``χ²/dof`` of draw ``j``'s
-  ranks among the other ``N`` over all entries (``S_truth`` is ``rank_flatness``).
-  The permutation p-value ``#{j : S_j ≥ S_truth} / (N + 1)`` is then uniform on
-  ``{1, …, N + 1} / (N + 1)`` whatever the correlations, and small when the truth's
-  histogram is shaped more than a member's (over- or under-dispersion, bias). The
-  members' median ``S_j`` is the ``χ²/dof`` a calibrated ensemble of this problem
-  would score, the reference to read ``rank_flatness`` against.
+- ``rank_exchangeability``: whether the truth's rank histogram is flat *for this
+  ensemble*. ``χ²/dof`` read against 1 assumes independent entries; neighbouring
+  states and variables are correlated, so a calibrated ensemble of trajectories
+  scores well above 1. The test pools the truth with the ``N`` members (``N + 1``
+  draws); under calibration the truth is one more draw of the same law, the draws
+  are exchangeable, and so is any statistic computed alike for each of them. Each
+  draw ``j`` gets its ranks ``r_j`` among the other ``N`` at every entry and two
+  statistics of their shape: the dispersion ``D_j = mean |r_j / N − ½|`` (large for a
+  truth outside the members, the U of over-confidence; small for a truth in their
+  middle, the dome of over-dispersion) and the bias ``B_j = mean (r_j / N − ½)`` (a
+  sloped histogram), standardised over the pool (``z = (S − mean) / std`` over all
+  ``N + 1`` draws, a symmetric function of the pool, so exchangeability holds for
+  them too) and joined as ``T_j = max(|z_D|, |z_B|)``. The permutation p-value
+  ``#{j : T_j ≥ T_truth} / (N + 1)`` is then uniform on ``{1, …, N + 1} / (N + 1)``
+  under calibration whatever the correlations (below 0.05 in at most 5 % of
+  calibrated cases, never below ``1 / (N + 1)``). (The ``χ²/dof`` itself makes a weak
+  statistic: on 65 correlated draws it did not flag members 1.4 times too wide,
+  p = 0.26, where ``T`` gives 0.03.) The members'
+  median ``χ²/dof`` is what a draw of this ensemble scores against the others, the
+  reference to read ``rank_flatness`` against.
 - ``spread_skill``: ``√((N + 1) / N) · spread / RMSE`` (global RMS of both); the
   factor makes a calibrated ensemble score 1 for any ``N``, since the error of
   the mean of ``N`` draws has variance ``(1 + 1/N) σ²``. Below 1: over-confident.
@@ -124,8 +132,8 @@ EXCHANGEABILITY_ENTRIES = 1 << 16
 
 
 def rank_exchangeability(members, truth, seed: int = 0) -> tuple[float, float]:
-    """``(p, reference)``: the truth's permutation p-value among the members' rank ``χ²/dof``,
-    and the members' median ``χ²/dof`` (the module docstring). ``(nan, nan)`` below 2 members.
+    """``(p, reference)``: the truth's permutation p-value for a flat rank histogram, and the
+    members' median ``χ²/dof`` (the module docstring). ``(nan, nan)`` below 2 members.
 
     Ties (point ensembles) are broken at random, seeded; fields with more than
     ``EXCHANGEABILITY_ENTRIES`` entries are tested on a seeded subset of them.
@@ -142,13 +150,18 @@ def rank_exchangeability(members, truth, seed: int = 0) -> tuple[float, float]:
     order = np.lexsort((rng.random(pool.shape), pool), axis=0)
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(n + 1)[:, None].repeat(pool.shape[1], 1), axis=0)
+    centred = ranks / n - 0.5
+    shape = np.stack([np.abs(centred).mean(1), centred.mean(1)])           # D_j, B_j
+    spread = shape.std(1, keepdims=True)
+    z = np.abs(shape - shape.mean(1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
+    stat = z.max(0)
+    # ≥ up to rounding: a tie with the truth's statistic counts against it
+    p = float(np.mean(stat >= stat[0] - 1e-12 * max(1.0, float(stat.max()))))
     draw = np.arange(n + 1)[:, None]
     counts = np.bincount((draw * (n + 1) + ranks).ravel(), minlength=(n + 1) ** 2).reshape(n + 1, n + 1)
     expected = pool.shape[1] / (n + 1)
-    stat = ((counts - expected) ** 2 / expected).sum(1) / n
-    # ≥ up to rounding: a tie with the truth's statistic counts against it
-    p = float(np.mean(stat >= stat[0] * (1 - 1e-12)))
-    return p, float(np.median(stat[1:]))
+    flatness = ((counts[1:] - expected) ** 2 / expected).sum(1) / n
+    return float(p), float(np.median(flatness))
 
 
 def combine_p_values(ps) -> float:

@@ -294,7 +294,7 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
     return rows
 
 
-TABLE_HEADER = ("| problem | method | RMSE | spread | spread/RMSE | rank χ²/dof (calibrated) | rank p "
+TABLE_HEADER = ("| problem | method | RMSE | spread | spread/RMSE | rank χ²/dof (members') | rank p "
                 "| step residual | DAPPER RMSE | DAPPER spread | s/window |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 

@@ -295,7 +295,7 @@ def accuracy_table(problems=None, windows: int = 4, members: int = 40, methods=C
 
 
 TABLE_HEADER = ("| problem | method | RMSE | spread | spread/RMSE | rank χ²/dof (members') | rank p "
-                "| step residual | DAPPER RMSE | DAPPER spread | s/window |\n|---|---|---|---|---|---|---|---|---|---|---|")
+                "| step residual | DAPPER RMSE | DAPPER spread | s/window |\n" + "|---" * 11 + "|")
 
 
 def _format_row(row: dict) -> str:

@@ -48,7 +48,8 @@ REFERENCE_PARTICLES = 16384
 COLUMNS = [("title", "method", "{}"), ("rmse", "RMSE", "{:.3f}"), ("spread", "spread", "{:.3f}"),
            ("crps", "CRPS", "{:.3f}"), ("spread_skill", "spread/RMSE", "{:.2f}"),
            ("coverage_90", "90 % cover", "{:.2f}"), ("rank_flatness", "rank χ²/dof", "{:.1f}"),
-           ("rank_p", "rank p", "{:.2f}"), ("w1_reference", "W1 to ref.", "{:.2f}"), ("seconds", "time (s)", "{:.1f}"), ("error", "note", "{}")]
+           ("rank_p", "rank p", "{:.2f}"), ("w1_reference", "W1 to ref.", "{:.2f}"), ("seconds", "time (s)", "{:.1f}"),
+           ("error", "note", "{}")]
 
 #: what a column's header explains when hovered
 COLUMN_TIPS = {

@@ -149,7 +149,7 @@ def rank_exchangeability(members, truth, seed: int = 0) -> tuple[float, float]:
     # rank of every draw among the other n at every entry, ties in a random order
     order = np.lexsort((rng.random(pool.shape), pool), axis=0)
     ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(n + 1)[:, None].repeat(pool.shape[1], 1), axis=0)
+    np.put_along_axis(ranks, order, np.arange(n + 1)[:, None], axis=0)
     centred = ranks / n - 0.5
     shape = np.stack([np.abs(centred).mean(1), centred.mean(1)])           # D_j, B_j
     spread = shape.std(1, keepdims=True)

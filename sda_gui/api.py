@@ -156,7 +156,7 @@ class Result:
 def assimilate(system, observation, method: str = "sda", n: int = 16, model=None, seed: int = 0, device="cpu",
                **settings) -> Result:
     """``n`` posterior members given ``observation`` by ``method`` (sda, enkf, letkf, enks, ienks, 4dvar,
-    bpf, rpf). SDA uses ``model`` (a path or a loaded model; default: the system's shipped model); a system
+    wc4dvar, bpf, rpf). SDA uses ``model`` (a path or a loaded model; default: the system's shipped model); a system
     given as None is the model's."""
     from sda_gui.core.diffusion.checkpoint import check_model_for_system, model_system
     from sda_gui.core.methods import get_method, run_method

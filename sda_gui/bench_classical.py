@@ -371,6 +371,8 @@ def run(args=None) -> dict:
                         help=f"comma-separated methods of the table (default: {','.join(CLASSICAL)}); skips the timing")
     parser.add_argument("--problems", default=None, help=f"comma-separated among {', '.join(PROBLEMS)} (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                        help="a setting of one method, e.g. wc4dvar.model_error=0.05 (repeatable)")
     add_options(parser)
     opts = parser.parse_args(args)
     if opts.threads:
@@ -381,6 +383,12 @@ def run(args=None) -> dict:
         parser.error(f"unknown problem(s) {', '.join(unknown)} (known: {', '.join(PROBLEMS)})")
     methods = tuple(m.strip().lower() for m in opts.methods.split(",")) if opts.methods else CLASSICAL
     overrides = {"sda": sda_overrides(opts)}
+    for item in opts.set:
+        key, sep, value = item.partition("=")
+        method, dot, name = key.strip().lower().partition(".")
+        if not (sep and dot and name):
+            parser.error(f"--set wants METHOD.KEY=VALUE, got '{item}'")
+        overrides.setdefault(method, {})[name] = value.strip()
     try:                                   # an unknown method or a bad SDA setting: one line, exit 2
         for name in methods:
             for key in problems or PROBLEMS:

@@ -274,7 +274,7 @@ def test_every_option_has_help_and_system_lists_its_choices():
         assert "default:" in text
         if "--system" in options and name != "evaluate":           # evaluate's protocol is Lorenz-63's
             assert "lorenz63" in text and "lorenz96" in text and "kolmogorov" in text
-    assert "sda, enkf, letkf, enks, ienks, 4dvar, bpf, rpf" in " ".join(commands["assimilate"].format_help().split())
+    assert "sda, enkf, letkf, enks, ienks, 4dvar, wc4dvar, bpf, rpf" in " ".join(commands["assimilate"].format_help().split())
 
 
 def test_help_imports_no_torch():

@@ -40,7 +40,8 @@ __all__ = ["ComparePanel", "Comparison", "METHODS", "REFERENCE_PARTICLES"]
 
 #: (registry name, label, ticked by default) — the registry is the authority once the engine is loaded
 METHODS = [("sda", "SDA", True), ("enkf", "EnKF", False), ("letkf", "LETKF", True), ("enks", "EnKS", False),
-           ("ienks", "iEnKS", True), ("4dvar", "4D-Var (EDA)", True), ("bpf", "Particle filter", False),
+           ("ienks", "iEnKS", True), ("4dvar", "4D-Var (EDA)", True), ("wc4dvar", "Weak-constraint 4D-Var", True),
+           ("bpf", "Particle filter", False),
            ("rpf", "Regularised PF", False)]
 #: particles of the reference posterior (the paper's ground truth for Lorenz-63)
 REFERENCE_PARTICLES = 16384

@@ -13,7 +13,7 @@ import sys
 __all__ = ["build_parser", "SYSTEM_NAMES", "METHOD_NAMES", "BENCH_WHAT", "OneLineParser"]
 
 SYSTEM_NAMES = ("lorenz63", "lorenz96", "kolmogorov")
-METHOD_NAMES = ("sda", "enkf", "letkf", "enks", "ienks", "4dvar", "bpf", "rpf")
+METHOD_NAMES = ("sda", "enkf", "letkf", "enks", "ienks", "4dvar", "wc4dvar", "bpf", "rpf")
 GUIDANCES = ("sda", "dps", "mmps")
 BENCH_WHAT = ("assimilate", "train", "solver", "case", "gui", "threads", "classical")
 PROG = "python -m sda_gui"
@@ -86,6 +86,13 @@ def _sda_options(p):
     g.add_argument("--dynamics-gamma", type=float,
                    help="variance inflation G of the dynamics term at 32-64 steps (≥ 0; default 0.3); "
                         "fewer steps loosen it, more steps firm it up, to G/6 from 256 steps on")
+    g.add_argument("--refine-iterations", type=int,
+                   help="then minimise each sample's weak-constraint 4D-Var cost from it, with perturbed "
+                        "observations and model steps: this many L-BFGS iterations of 10 (≥ 0; default 0: off; "
+                        "a system with dynamics)")
+    g.add_argument("--refine-model-error", type=float,
+                   help="model error std q per step the refinement allows, on top of the system's own transition "
+                        "noise (≥ 0, > 0 for a deterministic system; default 0.02)")
 
 
 def _method_options(p):
@@ -94,7 +101,10 @@ def _method_options(p):
     g.add_argument("--inflation", type=float, help="multiplicative covariance inflation (EnKF, LETKF, EnKS, iEnKS)")
     g.add_argument("--localization", type=float,
                    help="LETKF localisation radius in grid points (≤ 0: none)")
-    g.add_argument("--iterations", type=int, help="iterations of iEnKS / 4D-Var (≥ 1)")
+    g.add_argument("--iterations", type=int, help="iterations of iEnKS / 4D-Var / weak-constraint 4D-Var (≥ 1)")
+    g.add_argument("--model-error", type=float,
+                   help="weak-constraint 4D-Var's model error std q per step, on top of the system's own "
+                        "transition noise (≥ 0, > 0 for a deterministic system; default 0.02)")
     g.add_argument("--particles", type=int, help="particles of the particle filters (≥ 1)")
 
 
@@ -214,7 +224,7 @@ def _compare(sub):
     _operator_file(c)
     c.add_argument("--truth", required=True, help="the true trajectory: a file as simulate writes ((L, *s) or "
                                                   "(1, L, *s)), or an .npz with a 'truth' array")
-    c.add_argument("--methods", default="sda,letkf,ienks,4dvar",
+    c.add_argument("--methods", default="sda,letkf,ienks,4dvar,wc4dvar",
                    help=f"comma-separated methods among {', '.join(METHOD_NAMES)}")
     c.add_argument("--samples", type=int, default=32, help="members per method (≥ 1)")
     c.add_argument("--model", help="score model checkpoint for sda (default: the shipped model)")

@@ -156,4 +156,7 @@ def method_bytes(family: str, n_members: int, length: int, state_size: int, part
         return 8.0 * 3 * max(particles, 1) * length * state_size
     if family == "diffusion":
         return 4.0 * 32 * n_members * length * state_size
+    if family == "variational":
+        # weak-constraint 4D-Var controls whole trajectories: L-BFGS keeps 10 pairs of them per member
+        return 8.0 * 32 * n_members * length * state_size + 8.0 * n_members ** 2 * length
     return 8.0 * 8 * n_members * length * state_size + 8.0 * n_members ** 2 * length

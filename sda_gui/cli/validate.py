@@ -30,14 +30,15 @@ __all__ = ["validate", "Plan", "SDA_OPTIONS", "METHOD_OPTIONS"]
 Plan = SimpleNamespace
 
 SDA_OPTIONS = ("steps", "corrections", "final_corrections", "guidance", "tau", "gamma", "dynamics_std",
-               "dynamics_gamma")
-METHOD_OPTIONS = ("inflation", "localization", "iterations", "particles")
+               "dynamics_gamma", "refine_iterations", "refine_model_error")
+METHOD_OPTIONS = ("inflation", "localization", "iterations", "particles", "model_error")
 METHOD_RANGES = {"samples": at_least(1), "steps": at_least(1), "corrections": at_least(0),
                  "final_corrections": at_least(0), "tau": above(0),
                  "gamma": at_least(0, integer=False), "dynamics_std": at_least(0, integer=False),
                  "dynamics_gamma": at_least(0, integer=False), "inflation": above(0),
                  "localization": at_least(float("-inf"), integer=False), "iterations": at_least(1),
-                 "particles": at_least(1)}
+                 "particles": at_least(1), "refine_iterations": at_least(0),
+                 "refine_model_error": at_least(0, integer=False), "model_error": at_least(0, integer=False)}
 RANGES = {
     "simulate": {"trajectories": at_least(1), "length": at_least(1)},
     "train": {"steps": at_least(1), "batch_size": at_least(1), "k": at_least(1), "trajectories": at_least(1),
@@ -241,7 +242,8 @@ def _method_settings(cls, system, overrides: dict) -> dict:
     fields = [f.name for f in dataclasses.fields(cls.default_settings(system))]
     for key in overrides:
         if key not in fields:
-            raise CliError(f"--{key} is not an option of {cls.name} (its settings: {', '.join(fields) or 'none'})")
+            raise CliError(f"--{key.replace('_', '-')} is not an option of {cls.name} "
+                           f"(its settings: {', '.join(fields) or 'none'})")
     try:
         return dataclasses.asdict(settings_from(cls, system, overrides))
     except MethodError as exc:

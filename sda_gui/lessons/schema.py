@@ -30,7 +30,7 @@ __all__ = ["LessonError", "KeyLines", "parse_toml", "Problems", "SYSTEMS", "METH
 #: built-in systems (the core's registry may hold more; these are the ones lessons ship for)
 SYSTEMS = ("lorenz63", "lorenz96", "kolmogorov")
 #: registry names of the assimilation methods a comparison may list
-METHODS = ("sda", "enkf", "letkf", "enks", "ienks", "4dvar", "bpf", "rpf")
+METHODS = ("sda", "enkf", "letkf", "enks", "ienks", "4dvar", "wc4dvar", "bpf", "rpf")
 #: views a lesson can show or a step can bring to the front
 VIEWS = ("results", "compare", "editor", "scrubber")
 #: what a step can run

@@ -24,7 +24,7 @@ __all__ = ["register_method", "get_method", "method_names", "run_method", "METHO
 METHODS: dict[str, type[Method]] = {}
 
 # modules that register the built-in methods when imported (loaded on first use)
-_BUILTIN_MODULES = ("sda", "ensemble_kalman", "local", "smoothers", "variational", "particle")
+_BUILTIN_MODULES = ("sda", "ensemble_kalman", "local", "smoothers", "variational", "weak_constraint", "particle")
 _loaded = False
 
 

@@ -16,6 +16,13 @@ the system's own step, −½ Σ ‖x̂_{i+1} − f(x̂_i)‖² / (q² + s_f² + 
 ``G = dynamics_gamma`` (``diffusion.guidance.dynamics``); off by default except on
 Lorenz-96 (below).
 
+``refine_iterations = K > 0`` (a system with a transition) then minimises, from each sample,
+that sample's own randomised weak-constraint 4D-Var cost (perturbed observations, background and
+model steps; ``weak_constraint.refine``, model error ``refine_model_error`` per step on top of the
+system's transition noise) for ``K`` L-BFGS iterations of 10: the learned prior chooses where each
+member starts (which basin of a multimodal cost), the known dynamics make it exact to within ``q``.
+Off by default; measured in ``docs/benchmarks.md`` ("Weak-constraint 4D-Var").
+
 Per-system defaults (``SYSTEM_DEFAULTS``, measured with ``python -m sda_gui.bench_classical
 --methods sda`` on its Lorenz-63 and Lorenz-96 rows, see ``docs/benchmarks.md``): the
 Langevin step τ = 1 instead of 0.25. The corrections do much of the work on these
@@ -39,6 +46,7 @@ from ..assimilation import assimilate
 from ..diffusion.sampler import Sampler, TrajectoryRecorder
 from .base import Method, MethodError, MethodResult, RunContext
 from .registry import register_method
+from .weak_constraint import refine
 
 __all__ = ["SDA", "SYSTEM_DEFAULTS"]
 
@@ -71,6 +79,10 @@ class SDA(Method):
         dynamics_gamma: float = 0.3
         #: samples whose x(t) and x̂(t) are recorded at every step (0: none, the default)
         record: int = 0
+        #: outer L-BFGS iterations of a weak-constraint refinement of every sample (0: off, the default;
+        #: ``weak_constraint.refine``) and the model error q it allows per step
+        refine_iterations: int = 0
+        refine_model_error: float = 0.02
 
     @classmethod
     def default_settings(cls, system) -> "SDA.Settings":
@@ -108,6 +120,16 @@ class SDA(Method):
             raise MethodError("sda: cg_iterations must be ≥ 1")
         if s.record < 0:
             raise MethodError("sda: record must be ≥ 0")
+        if s.refine_iterations < 0:
+            raise MethodError("sda: refine iterations must be ≥ 0")
+        if s.refine_model_error < 0:
+            raise MethodError("sda: refine model error must be ≥ 0")
+        if s.refine_iterations > 0 and not getattr(system, "has_dynamics", True):
+            raise MethodError("sda: the refinement needs the system's transition; this system was built from data "
+                              "and has none")
+        if (s.refine_iterations > 0 and s.refine_model_error == 0
+                and float(getattr(system, "transition_std", lambda: 0.0)()) <= 0):
+            raise MethodError("sda: this system's step is deterministic, so the refinement's model error must be > 0")
 
     def run(self, ctx: RunContext) -> MethodResult:
         s = self.settings
@@ -119,13 +141,22 @@ class SDA(Method):
             except ValueError as exc:
                 raise MethodError(f"sda: {exc}") from None
         final = s.final_corrections if s.final_corrections >= 0 else None
+        total = s.steps + s.refine_iterations
+        progress = ctx.progress
+        if ctx.progress is not None and s.refine_iterations:
+            def progress(done, _steps, estimate=None):   # the sampler's steps, then the refinement's
+                ctx.progress(done, total, estimate)
         samples = assimilate(ctx.model, ctx.observation, ctx.n_members, steps=s.steps, corrections=s.corrections,
                              guidance=s.guidance, tau=s.tau, gamma=s.gamma, device=ctx.device, seed=ctx.seed,
-                             progress=ctx.progress, should_stop=ctx.should_stop, cg_iterations=s.cg_iterations,
+                             progress=progress, should_stop=ctx.should_stop, cg_iterations=s.cg_iterations,
                              recorder=recorder, final_corrections=final,
                              dynamics=(ctx.system, s.dynamics_std, s.dynamics_gamma) if s.dynamics_std > 0 else None)
         calls = Sampler(ctx.model, steps=s.steps, corrections=s.corrections, final_corrections=final).network_calls()
         diagnostics = {"network_calls_per_step": calls / s.steps, "k": ctx.model.k}
+        if s.refine_iterations:
+            samples, refined = refine(ctx, samples, s.refine_model_error, s.refine_iterations, done=s.steps,
+                                      total=total)
+            diagnostics.update({f"refine_{k}": v for k, v in refined.items()})
         if recorder is not None:
             diagnostics["trajectory"] = recorder.trajectory
         return MethodResult(samples, diagnostics)

@@ -196,6 +196,7 @@ def test_sda_samples_refined_by_the_weak_constraint_cost(tiny_model_path):
     assert residual1 < 0.05 < residual0
     assert rmse1 < 0.7 * rmse0
     assert refined.diagnostics["refine_model_error_std"] == pytest.approx(0.02)
+    assert 0 <= refined.diagnostics["refine_kept_alternative"] <= 6   # members started from the LETKF
     # progress: the sampler's 16 steps, then the refinement's iterations, of one total
     assert {t for _, t in calls} == {26} and calls[-1][0] == 26
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
@@ -203,3 +204,22 @@ def test_sda_samples_refined_by_the_weak_constraint_cost(tiny_model_path):
                 {"refine_iterations": 5, "refine_model_error": 0.0}):
         with pytest.raises(MethodError):
             run_method("sda", system, obs, 2, dict(base, **bad), model=model)
+
+
+def test_refine_keeps_the_lower_of_two_minima_per_member():
+    from sda_gui.core.methods import RunContext
+    from sda_gui.core.methods.weak_constraint import refine
+
+    system, truth, obs = _lorenz96_window(length=12)
+    good = run_method("letkf", system, obs, 4, seed=0).members
+    far = torch.full_like(good, 30.0)   # far off the attractor: its minimum (if any) costs more
+
+    def ctx():
+        return RunContext(system=system, observation=obs, n_members=4, device=torch.device("cpu"), seed=7)
+
+    alone, _ = refine(ctx(), good, 0.05, 20)
+    both, diag = refine(ctx(), far, 0.05, 20, alternative=good)
+    assert diag["kept_alternative"] == 4
+    assert torch.allclose(both, alone, atol=1e-5)
+    swapped, diag = refine(ctx(), good, 0.05, 20, alternative=far)
+    assert diag["kept_alternative"] == 0 and torch.allclose(swapped, alone, atol=1e-5)

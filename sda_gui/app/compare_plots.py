@@ -57,6 +57,7 @@ class ComparePlots(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setMinimumHeight(320)
         self._args = None
+        self._title_size = "11pt"
         self.plots: list = []      # every PlotItem drawn, for tests and exports
         self.images: list = []     # (title, ImageItem) pairs
 
@@ -69,6 +70,8 @@ class ComparePlots(pg.GraphicsLayoutWidget):
         self.plots, self.images = [], []
         if not methods:
             return
+        # a column is as wide as its title: with many methods smaller titles keep every column in view
+        self._title_size = "11pt" if len(methods) <= 3 else "9pt"
         truth = np.asarray(truth, dtype=np.float64)
         if truth.ndim == 2 and truth.shape[1] <= 4:
             self._low_dim(truth, methods, variable_names, dt, observed)
@@ -122,7 +125,8 @@ class ComparePlots(pg.GraphicsLayoutWidget):
             self.plots.append(plot)
 
     def _image(self, row, col, title, data, levels, lut_name, rect, ylabel, xlabel):
-        plot = self.addPlot(row=row, col=col, title=title)
+        plot = self.addPlot(row=row, col=col)
+        plot.setTitle(title, size=self._title_size)
         plot.setMenuEnabled(False)
         plot.hideButtons()
         img = pg.ImageItem(np.asarray(data, dtype=np.float32))
@@ -182,7 +186,8 @@ class ComparePlots(pg.GraphicsLayoutWidget):
         for m, curves in enumerate(methods):
             counts = np.asarray(curves.rank_counts, dtype=np.float64)
             # short titles: the row's columns are shared with the maps above
-            plot = self.addPlot(row=row, col=first + m, title=f"{curves.title}: ranks")
+            plot = self.addPlot(row=row, col=first + m)
+            plot.setTitle(f"{curves.title}: ranks", size=self._title_size)
             plot.setMenuEnabled(False)
             plot.hideButtons()
             if counts.size:

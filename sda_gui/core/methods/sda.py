@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from ..assimilation import assimilate
 from ..diffusion.sampler import Sampler, TrajectoryRecorder
 from .base import Method, MethodError, MethodResult, RunContext
+from .local import LETKF
 from .registry import register_method
 from .weak_constraint import refine
 
@@ -83,6 +84,8 @@ class SDA(Method):
         #: ``weak_constraint.refine``) and the model error q it allows per step
         refine_iterations: int = 0
         refine_model_error: float = 0.02
+        #: also minimise each member's refinement cost from an LETKF member and keep the lower minimum
+        refine_from_filter: bool = True
 
     @classmethod
     def default_settings(cls, system) -> "SDA.Settings":
@@ -154,8 +157,13 @@ class SDA(Method):
         calls = Sampler(ctx.model, steps=s.steps, corrections=s.corrections, final_corrections=final).network_calls()
         diagnostics = {"network_calls_per_step": calls / s.steps, "k": ctx.model.k}
         if s.refine_iterations:
+            alternative = None
+            if s.refine_from_filter and ctx.n_members > 1:
+                filter_ctx = RunContext(system=ctx.system, observation=ctx.observation, n_members=ctx.n_members,
+                                        device=ctx.device, seed=ctx.seed + 1, should_stop=ctx.should_stop)
+                alternative = LETKF(LETKF.default_settings(ctx.system)).run(filter_ctx).members
             samples, refined = refine(ctx, samples, s.refine_model_error, s.refine_iterations, done=s.steps,
-                                      total=total)
+                                      total=total, alternative=alternative)
             diagnostics.update({f"refine_{k}": v for k, v in refined.items()})
         if recorder is not None:
             diagnostics["trajectory"] = recorder.trajectory

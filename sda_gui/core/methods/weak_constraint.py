@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -84,7 +85,7 @@ class WeakConstraintCost:
 @register_method
 class WeakConstraint4DVar(Method):
     name = "wc4dvar"
-    title = "Weak-constraint 4D-Var (RML)"
+    title = "WC 4D-Var"
     family = "variational"
 
     @dataclass
@@ -138,12 +139,15 @@ class WeakConstraint4DVar(Method):
 
 
 def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations: int, rml: bool = True,
-           background_draws: int = 256, done: int = 0, total: int = 0) -> tuple[torch.Tensor, dict]:
+           background_draws: int = 256, done: int = 0, total: int = 0,
+           alternative: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
     """Each member of ``start`` ``(N, L, *state_shape)`` minimised to its own perturbed weak-constraint cost.
 
-    Returns the members (float32, CPU) and diagnostics. Progress goes to ``ctx.step`` as
-    ``done + outer iteration`` of ``total`` (default ``done + iterations``); a cancel stops it
-    within one cost evaluation. Draws its perturbations from ``ctx.generator``.
+    With ``alternative`` (same shape), member ``k``'s cost is also minimised from
+    ``alternative[k]`` and the lower of the two minima is kept (the cost is multimodal on long
+    or sparsely observed windows). Returns the members (float32, CPU) and diagnostics. Progress
+    goes to ``ctx.step`` as ``done + outer iteration`` of ``total`` (default ``done + iterations``);
+    a cancel stops it within one cost evaluation. Draws its perturbations from ``ctx.generator``.
     """
     n, length, shape = ctx.n_members, ctx.length, ctx.state_shape
     total = total or done + iterations
@@ -167,8 +171,13 @@ def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations:
         for i in obs.indices:
             ys[i] = ys[i] + obs.std(i) * noise(n, obs.count(i))
         model_noise = model_std * noise(n, max(length - 1, 0), *shape)
-    cost = WeakConstraintCost(ctx.system, obs, background, backgrounds, ys, model_noise, model_std, length)
-    v = start.to(ctx.device, dtype).reshape(n, -1).clone()
+    starts = [start] if alternative is None else [start, alternative]
+    copies = len(starts)
+    # candidate c·n + k minimises member k's cost from starts[c][k]
+    cost = WeakConstraintCost(ctx.system, obs, background, backgrounds.repeat(copies, 1),
+                              {i: y.repeat(copies, 1) for i, y in ys.items()},
+                              model_noise.repeat(copies, *([1] * (model_noise.ndim - 1))), model_std, length)
+    v = torch.cat([x.to(ctx.device, dtype).reshape(n, -1) for x in starts])
 
     def report(outer):
         estimate = cost.states(v) if ctx.progress is not None else None
@@ -178,14 +187,18 @@ def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations:
     if counts["outer"] < iterations:   # converged early: the remaining steps are done
         ctx.step(total, total)
     with torch.no_grad():
-        x = cost.states(v)
+        per = torch.nan_to_num(cost(v), nan=math.inf).reshape(copies, n)
+        best = per.argmin(0)
+        x = cost.states(v).reshape(copies, n, length, *shape)[best, torch.arange(n, device=ctx.device)]
+        per = per.min(0).values
         residual = 0.0
         if length > 1:
             step = ctx.system.transition(x[:, :-1].reshape(-1, *shape)).reshape(x[:, 1:].shape)
             residual = float((x[:, 1:] - step).square().mean().sqrt())
-        per = cost(v)
     m = max(1, sum(obs.count(i) for i in obs.indices))
     diagnostics = {"evaluations": counts["evaluations"], "outer_iterations": counts["outer"],
                    "cost_per_observation": float(2.0 * per.mean() / m), "model_error_std": model_std,
                    "step_residual": residual}
+    if alternative is not None:
+        diagnostics["kept_alternative"] = int((best == 1).sum())
     return x.float().cpu(), diagnostics

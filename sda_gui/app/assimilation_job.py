@@ -22,12 +22,13 @@ import numpy as np
 
 from .state import Results
 
-__all__ = ["make_job", "preview_count", "dynamics_apply", "PREVIEW_MAX_NUMBERS", "SAMPLER_KEYS"]
+__all__ = ["make_job", "preview_count", "dynamics_apply", "refine_apply", "PREVIEW_MAX_NUMBERS", "SAMPLER_KEYS"]
 
 #: numbers of one preview (samples × states × state size): 16 M float32 = 64 MiB
 PREVIEW_MAX_NUMBERS = 16 * 2**20
 #: the panel's settings that are the SDA method's (the rest are the run's: samples, device, seed)
-SAMPLER_KEYS = ("steps", "corrections", "final_corrections", "guidance", "tau", "gamma", "dynamics_std")
+SAMPLER_KEYS = ("steps", "corrections", "final_corrections", "guidance", "tau", "gamma", "dynamics_std",
+                "refine_iterations")
 
 
 def preview_count(n_samples: int, length: int, state_shape) -> int:
@@ -40,6 +41,11 @@ def dynamics_apply(settings: dict, system) -> bool:
     """Whether the form's dynamics q is part of a run: q > 0, SDA guidance, a system with a transition."""
     return (float(settings.get("dynamics_std", 0.0)) > 0 and settings.get("guidance") == "sda"
             and getattr(system, "has_dynamics", True))
+
+
+def refine_apply(settings: dict, system) -> bool:
+    """Whether the form's refinement is part of a run: K > 0 and a system with a transition (any guidance)."""
+    return int(settings.get("refine_iterations", 0)) > 0 and getattr(system, "has_dynamics", True)
 
 
 def make_job(system, model, obs, truth: Optional[np.ndarray], settings: dict, device, *, want_preview: bool,

@@ -31,7 +31,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from . import engine
-from .assimilation_job import dynamics_apply, make_job, preview_count
+from .assimilation_job import dynamics_apply, make_job, preview_count, refine_apply
 from .assimilation_settings import GUIDANCES, SamplerForm
 from .common import format_eta, is_out_of_memory, memory_hint, one_line
 from .live_run import LiveRun
@@ -71,8 +71,8 @@ class AssimilationPanel(QWidget):
         self.form = SamplerForm(state.system.name)
         self.picker = ModelPicker(state, self.show_error, lambda: self.form.device_combo.currentData(), settings)
         # the widgets by their names, for the window, scripts and tests
-        for name in ("guidance_combo", "steps_spin", "corrections_spin", "final_spin", "dynamics_spin", "tau_spin",
-                     "gamma_spin", "samples_spin", "device_combo", "seed_spin", "preview_check"):
+        for name in ("guidance_combo", "steps_spin", "corrections_spin", "final_spin", "dynamics_spin", "refine_spin",
+                     "tau_spin", "gamma_spin", "samples_spin", "device_combo", "seed_spin", "preview_check"):
             setattr(self, name, getattr(self.form, name))
         self.model_combo, self.browse_button, self.model_info = (self.picker.model_combo, self.picker.browse_button,
                                                                  self.picker.model_info)
@@ -213,6 +213,8 @@ class AssimilationPanel(QWidget):
         settings = self.sampler_settings()
         if not dynamics_apply(settings, self.state.system):
             settings["dynamics_std"] = 0.0        # greyed out in the form: not part of this run
+        if not refine_apply(settings, self.state.system):
+            settings["refine_iterations"] = 0     # likewise (a system without dynamics)
         try:
             _checkpoint().check_model_for_system(model, self.state.system)
             obs = self.state.observation()

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGridLayout,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from . import engine
+from .assimilation_job import dynamics_apply, refine_apply
 from .compare_plots import ComparePlots, MethodCurves
 from .state import AppState
 from .workers import JobRunner
@@ -236,6 +237,11 @@ class ComparePanel(QWidget):
             self.show_error(str(exc).splitlines()[0])
             return False
         sda = dict(self.sda_settings() or {})
+        # what the Assimilate form greys out is not part of SDA's run here either
+        if "dynamics_std" in sda and not dynamics_apply(sda, self.state.system):
+            sda["dynamics_std"] = 0.0
+        if "refine_iterations" in sda and not refine_apply(sda, self.state.system):
+            sda["refine_iterations"] = 0
         device, seed = sda.pop("device", "cpu") or "cpu", int(sda.pop("seed", 0))
         sda.pop("n_samples", None)
         if "sda" in methods and self.state.model is None:

@@ -252,6 +252,7 @@ class LessonRunner(QObject):
         n = max(1, int(getattr(self.scenario, "record", 0) or 2))
         # the recording repeats the run it explains: the same sampler settings
         settings = {k: s[k] for k in RUN_SAMPLER_KEYS if k in s}
+        settings["refine_iterations"] = 0   # the recording is of the reverse diffusion, which it leaves as is
         settings["record"] = n
         system, obs, seed = state.system, res.observation, int(s.get("seed", RUN_SEED))
         device = s.get("device", "cpu") or "cpu"

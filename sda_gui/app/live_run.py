@@ -81,8 +81,8 @@ class LiveRun(QObject):
         self.timer.timeout.connect(self.fire)
 
         form = panel.form
-        for spin in (form.steps_spin, form.corrections_spin, form.final_spin, form.dynamics_spin, form.tau_spin,
-                     form.gamma_spin, form.samples_spin, form.seed_spin):
+        for spin in (form.steps_spin, form.corrections_spin, form.final_spin, form.dynamics_spin, form.refine_spin,
+                     form.tau_spin, form.gamma_spin, form.samples_spin, form.seed_spin):
             spin.valueChanged.connect(lambda _=None: self.changed("settings"))
         form.guidance_combo.currentIndexChanged.connect(lambda _=None: self.changed("settings"))
         self.state.patternChanged.connect(lambda: self.changed("pattern"))

@@ -63,6 +63,8 @@ def metrics_html(m: dict, settings: dict, preview: bool) -> str:
             sampler += f" (final {settings['final_corrections']})"
         if float(settings.get("dynamics_std", 0.0)) > 0:
             sampler += f", dyn. q {settings['dynamics_std']:g}"
+        if int(settings.get("refine_iterations", 0)) > 0:
+            sampler += f", refined {int(settings['refine_iterations'])}"
         parts.append(sampler)
     if settings.get("seconds") is not None and not preview:
         parts.append(f"{settings['seconds']:.1f} s")

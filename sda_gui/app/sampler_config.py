@@ -57,6 +57,8 @@ FIELDS = {
     "final_corrections": (int, -1, 16),
     # model error per step of the dynamics term in physical units (0: off)
     "dynamics_std": (float, 0.0, 5.0),
+    # outer L-BFGS iterations of the weak-constraint refinement of every sample (0: off)
+    "refine_iterations": (int, 0, 1000),
     "tau": (float, 0.0, 5.0),
     "gamma": (float, 0.0, 10.0),
     "n_samples": (int, 1, 4096),
@@ -81,7 +83,7 @@ class SettingsError(ValueError):
 
 
 #: τ and γ of a system that names none (the panel's first values)
-STEP_DEFAULTS = {"tau": 0.5, "gamma": 1e-2, "final_corrections": -1, "dynamics_std": 0.0}
+STEP_DEFAULTS = {"tau": 0.5, "gamma": 1e-2, "final_corrections": -1, "dynamics_std": 0.0, "refine_iterations": 0}
 
 
 def system_defaults(name: Optional[str]) -> dict:

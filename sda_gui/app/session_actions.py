@@ -118,8 +118,8 @@ class SessionActions:
         st.restore_observations(data.mask, data.obs_values, data.obs_std, data.obs_seed, operator=data.operator)
         self.grid_editor.rebuild()
         sampler = dict(data.settings.get("assimilation", {}))
-        if sampler:     # saved before final corrections and the dynamics term existed: they were off
-            sampler = {"final_corrections": -1, "dynamics_std": 0.0, **sampler}
+        if sampler:     # saved before final corrections, the dynamics term and the refinement existed: off
+            sampler = {"final_corrections": -1, "dynamics_std": 0.0, "refine_iterations": 0, **sampler}
         self.assimilation_panel.apply_settings(sampler, strict=True)
         if "system_seed" in data.settings:
             self.system_panel.seed_spin.setValue(int(data.settings["system_seed"]))

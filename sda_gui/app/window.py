@@ -352,8 +352,8 @@ class MainWindow(SessionActions, FileActions, ScriptedRuns, QMainWindow):
             self.restoreGeometry(geom)
         saved = {}
         for key, kind in (("guidance", str), ("steps", int), ("corrections", int), ("final_corrections", int),
-                          ("dynamics_std", float), ("tau", float), ("gamma", float), ("n_samples", int),
-                          ("device", str), ("seed", int)):
+                          ("dynamics_std", float), ("refine_iterations", int), ("tau", float), ("gamma", float),
+                          ("n_samples", int), ("device", str), ("seed", int)):
             if s.contains(f"assimilation/{key}"):
                 saved[key] = read_value(s, f"assimilation/{key}", kind(), kind)
         # preferences of another version may hold anything: what does not fit a widget is skipped

@@ -46,6 +46,9 @@ from .variational import background_from_draws, minimise
 
 __all__ = ["WeakConstraint4DVar", "WeakConstraintCost", "refine"]
 
+#: climatology draws for the background of a field (each one is a solver's burn-in)
+FIELD_BACKGROUND = 32
+
 class WeakConstraintCost:
     """The batched cost ``Σ_k J_k(v_k)`` of ``n`` perturbed weak-constraint 4D-Vars.
 
@@ -103,8 +106,9 @@ class WeakConstraint4DVar(Method):
     @classmethod
     def default_settings(cls, system):
         if len(system.state_shape) > 1:
-            # fields: each evaluation steps a solver for every state of every member (not measured)
-            return cls.Settings(iterations=20)
+            # fields: each evaluation steps a solver for every state of every member, and each
+            # climatology draw a burn-in (as 4dvar's defaults for fields; accuracy not measured)
+            return cls.Settings(iterations=10, background=FIELD_BACKGROUND)
         return cls.Settings()
 
     @classmethod
@@ -126,12 +130,14 @@ class WeakConstraint4DVar(Method):
         total = ctx.length + s.iterations
 
         # the start: an LETKF run with its defaults (its steps are the first part of the progress)
-        def filter_step(done, _total, estimate=None):
-            ctx.step(done, total, estimate)
+        progress = None
+        if ctx.progress is not None:
+            def progress(done, _total, estimate=None):
+                ctx.progress(done, total, estimate)
 
         start_ctx = RunContext(system=ctx.system, observation=ctx.observation, n_members=ctx.n_members,
-                               device=ctx.device, seed=ctx.seed, should_stop=ctx.should_stop, generator=ctx.generator)
-        start_ctx.step = filter_step
+                               device=ctx.device, seed=ctx.seed, progress=progress, should_stop=ctx.should_stop,
+                               generator=ctx.generator)
         start = LETKF(LETKF.default_settings(ctx.system)).run(start_ctx).members
         members, diagnostics = refine(ctx, start, s.model_error, s.iterations, rml=s.rml, background_draws=s.background,
                                       done=ctx.length, total=total)
@@ -139,7 +145,7 @@ class WeakConstraint4DVar(Method):
 
 
 def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations: int, rml: bool = True,
-           background_draws: int = 256, done: int = 0, total: int = 0,
+           background_draws: Optional[int] = None, done: int = 0, total: int = 0,
            alternative: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
     """Each member of ``start`` ``(N, L, *state_shape)`` minimised to its own perturbed weak-constraint cost.
 
@@ -147,7 +153,8 @@ def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations:
     ``alternative[k]`` and the lower of the two minima is kept (the cost is multimodal on long
     or sparsely observed windows). Returns the members (float32, CPU) and diagnostics. Progress
     goes to ``ctx.step`` as ``done + outer iteration`` of ``total`` (default ``done + iterations``);
-    a cancel stops it within one cost evaluation. Draws its perturbations from ``ctx.generator``.
+    a cancel stops it within one cost evaluation. Draws its perturbations from ``ctx.generator``,
+    and ``background_draws`` climatology states (default 256, ``FIELD_BACKGROUND`` for fields).
     """
     n, length, shape = ctx.n_members, ctx.length, ctx.state_shape
     total = total or done + iterations
@@ -155,6 +162,8 @@ def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations:
     dtype = torch.float32 if len(shape) > 1 else torch.float64
     model_std = math.sqrt(model_error ** 2 + float(getattr(ctx.system, "transition_std", lambda: 0.0)()) ** 2)
     gen = ctx.generator
+    if background_draws is None:
+        background_draws = 256 if len(shape) == 1 else FIELD_BACKGROUND
     draws = climatology(ctx, background_draws, dtype=dtype)
     u_draws = ctx.system.normalize(draws).reshape(len(draws), d)
     background = background_from_draws(u_draws, diagonal=not (len(shape) == 1 and len(draws) >= 2 * d))

@@ -19,8 +19,10 @@ Lorenz-96 (below).
 ``refine_iterations = K > 0`` (a system with a transition) then minimises, from each sample,
 that sample's own randomised weak-constraint 4D-Var cost (perturbed observations, background and
 model steps; ``weak_constraint.refine``, model error ``refine_model_error`` per step on top of the
-system's transition noise) for ``K`` L-BFGS iterations of 10: the learned prior chooses where each
-member starts (which basin of a multimodal cost), the known dynamics make it exact to within ``q``.
+system's transition noise) for ``K`` L-BFGS iterations of 10, from the sample and (with
+``refine_from_filter``, the default) from a member of an LETKF run, keeping the lower minimum: the
+learned prior offers a basin of the multimodal cost, the filter another, and the known dynamics
+sharpen the better one to within ``q``.
 Off by default; measured in ``docs/benchmarks.md`` ("Weak-constraint 4D-Var").
 
 Per-system defaults (``SYSTEM_DEFAULTS``, measured with ``python -m sda_gui.bench_classical

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .sampler_config import dynamics_apply, refine_apply
 from .state import Results
 
 __all__ = ["make_job", "preview_count", "dynamics_apply", "refine_apply", "PREVIEW_MAX_NUMBERS", "SAMPLER_KEYS"]
@@ -35,17 +36,6 @@ def preview_count(n_samples: int, length: int, state_shape) -> int:
     """How many of ``n_samples`` a preview shows: all of them unless that is too many numbers."""
     per_sample = int(length) * int(np.prod(state_shape))
     return int(max(1, min(n_samples, PREVIEW_MAX_NUMBERS // max(per_sample, 1))))
-
-
-def dynamics_apply(settings: dict, system) -> bool:
-    """Whether the form's dynamics q is part of a run: q > 0, SDA guidance, a system with a transition."""
-    return (float(settings.get("dynamics_std", 0.0)) > 0 and settings.get("guidance") == "sda"
-            and getattr(system, "has_dynamics", True))
-
-
-def refine_apply(settings: dict, system) -> bool:
-    """Whether the form's refinement is part of a run: K > 0 and a system with a transition (any guidance)."""
-    return int(settings.get("refine_iterations", 0)) > 0 and getattr(system, "has_dynamics", True)
 
 
 def make_job(system, model, obs, truth: Optional[np.ndarray], settings: dict, device, *, want_preview: bool,

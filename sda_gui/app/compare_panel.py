@@ -32,8 +32,8 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGridLayout,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from . import engine
-from .assimilation_job import dynamics_apply, refine_apply
 from .compare_plots import ComparePlots, MethodCurves
+from .sampler_config import dynamics_apply, refine_apply
 from .state import AppState
 from .workers import JobRunner
 

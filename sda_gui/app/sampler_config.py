@@ -42,7 +42,7 @@ import math
 from typing import Optional
 
 __all__ = ["FIELDS", "GUIDANCES", "DEVICES", "SYSTEM_DEFAULTS", "system_defaults", "check_settings", "check_seed",
-           "SettingsError", "residual_table"]
+           "SettingsError", "residual_table", "dynamics_apply", "refine_apply"]
 
 GUIDANCES = {"sda": "SDA (Rozet & Louppe)", "dps": "DPS (baseline)", "mmps": "MMPS (Tweedie covariance)"}
 DEVICES = ("auto", "cpu", "cuda")
@@ -170,3 +170,14 @@ def residual_table(n_samples: int = 8) -> list[tuple]:
 if __name__ == "__main__":
     for case, steps, c, resid, std in residual_table():
         print(f"{case:32s} steps {steps:3d}  C {c}  residual std {resid:7.3f}  (σ_y {std:g})")
+
+
+def dynamics_apply(settings: dict, system) -> bool:
+    """Whether the form's dynamics q is part of a run: q > 0, SDA guidance, a system with a transition."""
+    return (float(settings.get("dynamics_std", 0.0)) > 0 and settings.get("guidance") == "sda"
+            and getattr(system, "has_dynamics", True))
+
+
+def refine_apply(settings: dict, system) -> bool:
+    """Whether the form's refinement is part of a run: K > 0 and a system with a transition (any guidance)."""
+    return int(settings.get("refine_iterations", 0)) > 0 and getattr(system, "has_dynamics", True)

@@ -15,6 +15,8 @@ from sda_gui.core.observation import Observation, synthesize
 from sda_gui.core.systems import Lorenz96, make_system
 from sda_gui.core.systems.base import DynamicalSystem
 
+from test_core_variational import ShiftField   # a (1, 4, 4) field moved one cell per state
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 F = np.array([[0.9, 0.3], [-0.2, 0.95]])
@@ -223,24 +225,6 @@ def test_refine_keeps_the_lower_of_two_minima_per_member():
     assert torch.allclose(both, alone, atol=1e-5)
     swapped, diag = refine(ctx(), good, 0.05, 20, alternative=far)
     assert diag["kept_alternative"] == 0 and torch.allclose(swapped, alone, atol=1e-5)
-
-
-class ShiftField(DynamicalSystem):
-    """A field ``(1, 4, 4)`` that moves one cell along its last axis per state (deterministic)."""
-
-    name = "shift-field"
-    state_shape = (1, 4, 4)
-    variable_names = ["q"]
-    params = {}
-
-    def normalization(self):
-        return torch.zeros(1, 1, 1), torch.ones(1, 1, 1)
-
-    def prior(self, n, generator, device="cpu"):
-        return torch.randn((n, 1, 4, 4), generator=generator, device=device)
-
-    def transition(self, x, generator=None):
-        return torch.roll(x, 1, -1)
 
 
 def test_a_field_runs_with_the_field_defaults():

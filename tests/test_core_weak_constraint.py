@@ -84,7 +84,7 @@ def test_each_member_minimises_its_own_perturbed_cost():
     system, obs = NoisyLinearChain(), _linear_problem()
     cost = _exact_cost(system, obs, n=2)
     cost.ys = {i: torch.cat([y[:1], y[1:] + 3.0]) for i, y in cost.ys.items()}
-    cost.model_noise[1] = 0.5
+    cost.step_noise[1] = 0.5 / S_F   # in units of the model's std
     v = torch.zeros((2, obs.length * 2), dtype=torch.float64)
     minimise(cost, v, cost.obs.indices, iterations=50)
     x = cost.states(v).numpy()
@@ -123,6 +123,21 @@ def test_the_rml_ensemble_samples_the_linear_gaussian_posterior():
     assert np.allclose(wide.members.double().numpy().std(0, ddof=1), wide_sd, rtol=0.15)
 
 
+def test_the_continuation_ends_on_the_final_costs_minimiser():
+    # the linear-Gaussian cost is convex at every q, so the stages change the path, not the end:
+    # each member keeps its draws, scaled per stage, and lands on the one-stage RML minimiser
+    system, obs = NoisyLinearChain(), _linear_problem()
+    one = run_method("wc4dvar", system, obs, 8, {"background": 2000, "model_error": 0.3, "stages": 1}, seed=4)
+    three = run_method("wc4dvar", system, obs, 8, {"background": 2000, "model_error": 0.3, "stages": 3}, seed=4)
+    assert three.diagnostics["stages"] == 3 and one.diagnostics["stages"] == 1
+    assert three.diagnostics["model_error_std"] == pytest.approx(0.5)
+    assert three.diagnostics["outer_iterations"] > one.diagnostics["outer_iterations"]
+    assert np.allclose(three.members.numpy(), one.members.numpy(), atol=1e-4)
+    # q = 0 on a noisy system: halving it changes nothing, so there is one stage
+    plain = run_method("wc4dvar", system, obs, 8, {"background": 2000, "model_error": 0.0, "stages": 3}, seed=4)
+    assert plain.diagnostics["stages"] == 1
+
+
 def _lorenz96_window(length=16, seed=3):
     system = Lorenz96(n=8)
     truth = system.simulate(1, length, seed=seed)[0].double().numpy()
@@ -144,7 +159,8 @@ def test_settings_are_checked_before_any_work():
     system, _, obs = _lorenz96_window()
     assert "wc4dvar" in method_names()
     for bad, match in (({"model_error": -0.1}, "model_error"), ({"iterations": 0}, "iterations"),
-                       ({"background": 1}, "background"), ({"model_error": 0.0}, "deterministic")):
+                       ({"background": 1}, "background"), ({"model_error": 0.0}, "deterministic"),
+                       ({"stages": 0}, "stages")):
         with pytest.raises(MethodError, match=match):
             run_method("wc4dvar", system, obs, 4, bad)
     with pytest.raises(MethodError, match="2 members"):
@@ -162,10 +178,13 @@ def test_progress_counts_up_and_a_cancel_stops_within_one_step():
     system, _, obs = _lorenz96_window()
     calls = []
     result = run_method("wc4dvar", system, obs, 4, {"iterations": 5}, progress=lambda *a: calls.append(a))
+    # Lorenz-96 is deterministic: the continuation's 4 stages of 5 iterations each, down to q = 0.005
+    assert result.diagnostics["stages"] == 4 and result.diagnostics["model_error_std"] == pytest.approx(0.005)
     done = [c[0] for c in calls]
-    assert done == sorted(done) and calls[-1][0] == calls[-1][1] == obs.length + 5
+    assert done == sorted(done) and calls[-1][0] == calls[-1][1] == obs.length + 4 * 5
+    assert {c[1] for c in calls} == {obs.length + 4 * 5}
     assert any(c[2] is not None and tuple(c[2].shape) == (4, obs.length, 8) for c in calls)
-    assert result.diagnostics["outer_iterations"] <= 5
+    assert result.diagnostics["outer_iterations"] <= 4 * 5
 
     seen = []
     with pytest.raises(Cancelled):
@@ -194,15 +213,17 @@ def test_sda_samples_refined_by_the_weak_constraint_cost(tiny_model_path):
         return rmse, float(np.sqrt(((m[:, 1:] - step) ** 2).mean()))
 
     (rmse0, residual0), (rmse1, residual1) = scores(plain.members), scores(refined.members)
-    # the tiny model's samples stray from the dynamics; refined, they follow it to within q = 0.02
+    # the tiny model's samples stray from the dynamics; refined (Lorenz-96's default: q = 0.005
+    # reached in 4 stages), they follow it to within a few q
     assert residual1 < 0.05 < residual0
     assert rmse1 < 0.7 * rmse0
-    assert refined.diagnostics["refine_model_error_std"] == pytest.approx(0.02)
+    assert refined.diagnostics["refine_model_error_std"] == pytest.approx(0.005)
+    assert refined.diagnostics["refine_stages"] == 4
     assert 0 <= refined.diagnostics["refine_kept_alternative"] <= 6   # members started from the LETKF
-    # progress: the sampler's 16 steps, then the refinement's iterations, of one total
-    assert {t for _, t in calls} == {26} and calls[-1][0] == 26
+    # progress: the sampler's 16 steps, then the refinement's 4 stages of 10 iterations, of one total
+    assert {t for _, t in calls} == {16 + 4 * 10} and calls[-1][0] == 16 + 4 * 10
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
-    for bad in ({"refine_iterations": -1}, {"refine_model_error": -1.0},
+    for bad in ({"refine_iterations": -1}, {"refine_model_error": -1.0}, {"refine_stages": 0},
                 {"refine_iterations": 5, "refine_model_error": 0.0}):
         with pytest.raises(MethodError):
             run_method("sda", system, obs, 2, dict(base, **bad), model=model)

@@ -88,11 +88,14 @@ def _sda_options(p):
                         "fewer steps loosen it, more steps firm it up, to G/6 from 256 steps on")
     g.add_argument("--refine-iterations", type=int,
                    help="then minimise each sample's weak-constraint 4D-Var cost from it, with perturbed "
-                        "observations and model steps: this many L-BFGS iterations of 10 (≥ 0; default 0: off; "
-                        "a system with dynamics)")
+                        "observations and model steps: this many L-BFGS iterations of 10 per stage (≥ 0; "
+                        "default 0: off; a system with dynamics)")
     g.add_argument("--refine-model-error", type=float,
                    help="model error std q per step the refinement allows, on top of the system's own transition "
-                        "noise (≥ 0, > 0 for a deterministic system; default 0.02)")
+                        "noise (≥ 0, > 0 for a deterministic system; default 0.005 on Lorenz-96, else 0.02)")
+    g.add_argument("--refine-stages", type=int,
+                   help="stages of the refinement's continuation in q, each halving it down to "
+                        "--refine-model-error (≥ 1; default 4 on Lorenz-96, else 1)")
 
 
 def _method_options(p):
@@ -104,7 +107,8 @@ def _method_options(p):
     g.add_argument("--iterations", type=int, help="iterations of iEnKS / 4D-Var / weak-constraint 4D-Var (≥ 1)")
     g.add_argument("--model-error", type=float,
                    help="weak-constraint 4D-Var's model error std q per step, on top of the system's own "
-                        "transition noise (≥ 0, > 0 for a deterministic system; default 0.02)")
+                        "transition noise (≥ 0, > 0 for a deterministic system; default 0.005 on Lorenz-96, "
+                        "reached in 4 stages that halve it, else 0.02)")
     g.add_argument("--particles", type=int, help="particles of the particle filters (≥ 1)")
 
 

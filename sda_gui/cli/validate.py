@@ -30,14 +30,14 @@ __all__ = ["validate", "Plan", "SDA_OPTIONS", "METHOD_OPTIONS"]
 Plan = SimpleNamespace
 
 SDA_OPTIONS = ("steps", "corrections", "final_corrections", "guidance", "tau", "gamma", "dynamics_std",
-               "dynamics_gamma", "refine_iterations", "refine_model_error")
+               "dynamics_gamma", "refine_iterations", "refine_model_error", "refine_stages")
 METHOD_OPTIONS = ("inflation", "localization", "iterations", "particles", "model_error")
 METHOD_RANGES = {"samples": at_least(1), "steps": at_least(1), "corrections": at_least(0),
                  "final_corrections": at_least(0), "tau": above(0),
                  "gamma": at_least(0, integer=False), "dynamics_std": at_least(0, integer=False),
                  "dynamics_gamma": at_least(0, integer=False), "inflation": above(0),
                  "localization": at_least(float("-inf"), integer=False), "iterations": at_least(1),
-                 "particles": at_least(1), "refine_iterations": at_least(0),
+                 "particles": at_least(1), "refine_iterations": at_least(0), "refine_stages": at_least(1),
                  "refine_model_error": at_least(0, integer=False), "model_error": at_least(0, integer=False)}
 RANGES = {
     "simulate": {"trajectories": at_least(1), "length": at_least(1)},

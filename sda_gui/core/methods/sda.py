@@ -19,7 +19,9 @@ Lorenz-96 (below).
 ``refine_iterations = K > 0`` (a system with a transition) then minimises, from each sample,
 that sample's own randomised weak-constraint 4D-Var cost (perturbed observations, background and
 model steps; ``weak_constraint.refine``, model error ``refine_model_error`` per step on top of the
-system's transition noise) for ``K`` L-BFGS iterations of 10, from the sample and (with
+system's transition noise, reached in ``refine_stages`` stages of a continuation in q; a
+deterministic vector system such as Lorenz-96 defaults to q = 0.005 in 4 stages) for ``K`` L-BFGS
+iterations of 10 per stage, from the sample and (with
 ``refine_from_filter``, the default) from a member of an LETKF run, keeping the lower minimum: the
 learned prior offers a basin of the multimodal cost, the filter another, and the known dynamics
 sharpen the better one to within ``q``.
@@ -49,7 +51,7 @@ from ..diffusion.sampler import Sampler, TrajectoryRecorder
 from .base import Method, MethodError, MethodResult, RunContext
 from .local import LETKF
 from .registry import register_method
-from .weak_constraint import refine
+from .weak_constraint import continuation_defaults, refine
 
 __all__ = ["SDA", "SYSTEM_DEFAULTS"]
 
@@ -82,16 +84,19 @@ class SDA(Method):
         dynamics_gamma: float = 0.3
         #: samples whose x(t) and x̂(t) are recorded at every step (0: none, the default)
         record: int = 0
-        #: outer L-BFGS iterations of a weak-constraint refinement of every sample (0: off, the default;
-        #: ``weak_constraint.refine``) and the model error q it allows per step
+        #: outer L-BFGS iterations per stage of a weak-constraint refinement of every sample (0: off, the
+        #: default; ``weak_constraint.refine``), the model error q it allows per step, and the stages of
+        #: its continuation in q (the last at q; a deterministic vector system: q = 0.005 in 4 stages)
         refine_iterations: int = 0
         refine_model_error: float = 0.02
+        refine_stages: int = 1
         #: also minimise each member's refinement cost from an LETKF member and keep the lower minimum
         refine_from_filter: bool = True
 
     @classmethod
     def default_settings(cls, system) -> "SDA.Settings":
-        return cls.Settings(**SYSTEM_DEFAULTS.get(getattr(system, "name", None), {}))
+        refinement = {f"refine_{key}": value for key, value in continuation_defaults(system).items()}
+        return cls.Settings(**{**refinement, **SYSTEM_DEFAULTS.get(getattr(system, "name", None), {})})
 
     @classmethod
     def fit_defaults(cls, s, system, given: set) -> None:
@@ -129,6 +134,8 @@ class SDA(Method):
             raise MethodError("sda: refine iterations must be ≥ 0")
         if s.refine_model_error < 0:
             raise MethodError("sda: refine model error must be ≥ 0")
+        if s.refine_stages < 1:
+            raise MethodError("sda: refine stages must be ≥ 1")
         if s.refine_iterations > 0 and not getattr(system, "has_dynamics", True):
             raise MethodError("sda: the refinement needs the system's transition; this system was built from data "
                               "and has none")
@@ -146,7 +153,8 @@ class SDA(Method):
             except ValueError as exc:
                 raise MethodError(f"sda: {exc}") from None
         final = s.final_corrections if s.final_corrections >= 0 else None
-        total = s.steps + s.refine_iterations
+        stages = s.refine_stages if s.refine_model_error > 0 else 1
+        total = s.steps + stages * s.refine_iterations
         progress = ctx.progress
         if ctx.progress is not None and s.refine_iterations:
             def progress(done, _steps, estimate=None):   # the sampler's steps, then the refinement's
@@ -165,7 +173,7 @@ class SDA(Method):
                                         device=ctx.device, seed=ctx.seed + 1, should_stop=ctx.should_stop)
                 alternative = LETKF(LETKF.default_settings(ctx.system)).run(filter_ctx).members
             samples, refined = refine(ctx, samples, s.refine_model_error, s.refine_iterations, done=s.steps,
-                                      total=total, alternative=alternative)
+                                      total=total, alternative=alternative, stages=stages)
             diagnostics.update({f"refine_{k}": v for k, v in refined.items()})
         if recorder is not None:
             diagnostics["trajectory"] = recorder.trajectory

@@ -26,6 +26,16 @@ Start: the cost has local minima where the window is long, so each member starts
 the trajectory of one member of an LETKF run on the same observations (a filter's
 analyses: close to the observations where they are dense, the background in between).
 
+Continuation in q (``stages``): a small q is what a deterministic truth asks for, but
+it makes the cost stiff and its basins narrow, so stage ``s`` of ``S`` minimises with
+
+    q_s = q · 2^(S − 1 − s),     s = 0 … S − 1,
+
+each from the previous stage's minimum: the large-q stages settle the trajectory's
+shape where the cost is smooth, the last one sharpens it at q. A member keeps one
+draw ``ε`` of its model-step perturbation throughout, scaled by each stage's
+``s_s = (q_s² + s_f²)^½``, so the last stage is the RML draw of the final cost.
+
 Measured on the Lorenz-96 and Lorenz-63 benchmark rows in ``docs/benchmarks.md``
 ("Weak-constraint 4D-Var"): the defaults below come from there.
 """
@@ -44,10 +54,13 @@ from .local import LETKF
 from .registry import register_method
 from .variational import background_from_draws, minimise
 
-__all__ = ["WeakConstraint4DVar", "WeakConstraintCost", "refine"]
+__all__ = ["WeakConstraint4DVar", "WeakConstraintCost", "refine", "continuation_defaults"]
 
 #: climatology draws for the background of a field (each one is a solver's burn-in)
 FIELD_BACKGROUND = 32
+#: a deterministic vector system's defaults: q and the continuation's stages reaching it
+#: (q = 0.04, 0.02, 0.01, 0.005), measured on the Lorenz-96 rows of docs/benchmarks.md
+DETERMINISTIC_MODEL_ERROR, DETERMINISTIC_STAGES = 0.005, 4
 
 class WeakConstraintCost:
     """The batched cost ``Σ_k J_k(v_k)`` of ``n`` perturbed weak-constraint 4D-Vars.
@@ -55,12 +68,14 @@ class WeakConstraintCost:
     ``v`` (n, L·d): each member's whole trajectory, flattened, physical units;
     ``backgrounds`` (n, d): each member's (perturbed) background, normalised;
     ``ys[i]`` (n, m_i): each member's observations of state ``i``;
-    ``model_noise`` (n, L − 1, d): each member's perturbation of the model's steps.
+    ``step_noise`` (n, L − 1, d): each member's perturbation of the model's steps in units of
+    ``model_std`` (standard normal draws; zeros without perturbation), so that a continuation
+    can change ``model_std`` and keep each member's draw.
     """
 
-    def __init__(self, system, obs, background, backgrounds, ys: dict, model_noise, model_std: float, length: int):
+    def __init__(self, system, obs, background, backgrounds, ys: dict, step_noise, model_std: float, length: int):
         self.system, self.obs, self.background = system, obs, background
-        self.backgrounds, self.ys, self.model_noise = backgrounds, ys, model_noise
+        self.backgrounds, self.ys, self.step_noise = backgrounds, ys, step_noise
         self.model_std, self.length = float(model_std), int(length)
         self.state_shape = tuple(system.state_shape)
         self.inv_std = {i: 1.0 / obs.std(i) for i in obs.indices}
@@ -80,9 +95,19 @@ class WeakConstraintCost:
         if self.length > 1:
             flat = x[:, :-1].reshape(n * (self.length - 1), *self.state_shape)
             step = self.system.transition(flat).reshape(x[:, 1:].shape)
-            r = (x[:, 1:] - step - self.model_noise) / self.model_std
+            r = (x[:, 1:] - step) / self.model_std - self.step_noise
             per = per + 0.5 * r.reshape(n, -1).square().sum(-1)
         return per
+
+
+def continuation_defaults(system) -> dict:
+    """``{"model_error", "stages"}`` for a deterministic vector system (the continuation down to a
+    small q), else ``{}``: a stochastic step is a model error already, smooth at any q, and a
+    field's evaluations are too costly for four stages (neither measured with a continuation)."""
+    if (len(getattr(system, "state_shape", ())) == 1 and getattr(system, "has_dynamics", True)
+            and float(getattr(system, "transition_std", lambda: 0.0)()) <= 0):
+        return {"model_error": DETERMINISTIC_MODEL_ERROR, "stages": DETERMINISTIC_STAGES}
+    return {}
 
 
 @register_method
@@ -96,12 +121,14 @@ class WeakConstraint4DVar(Method):
         #: model error std q allowed per step and entry, physical units, on top of the system's own
         #: transition noise (the two add in variance); a deterministic system needs q > 0
         model_error: float = 0.02
-        #: outer L-BFGS iterations (each up to 10 inner iterations)
+        #: outer L-BFGS iterations per stage (each up to 10 inner iterations)
         iterations: int = 100
         #: perturbed members (randomised maximum likelihood); off: every member minimises the same cost
         rml: bool = True
         #: climatology draws for the background mean and covariance of the first state
         background: int = 256
+        #: continuation in q: stage s of S minimises with q·2^(S−1−s), ``iterations`` each
+        stages: int = 1
 
     @classmethod
     def default_settings(cls, system):
@@ -109,7 +136,7 @@ class WeakConstraint4DVar(Method):
             # fields: each evaluation steps a solver for every state of every member, and each
             # climatology draw a burn-in (as 4dvar's defaults for fields; accuracy not measured)
             return cls.Settings(iterations=10, background=FIELD_BACKGROUND)
-        return cls.Settings()
+        return cls.Settings(**continuation_defaults(system))
 
     @classmethod
     def check_settings(cls, s, system) -> None:
@@ -119,6 +146,8 @@ class WeakConstraint4DVar(Method):
             raise MethodError("wc4dvar: iterations must be ≥ 1")
         if s.background < 2:
             raise MethodError("wc4dvar: background must be ≥ 2 climatology draws")
+        if s.stages < 1:
+            raise MethodError("wc4dvar: stages must be ≥ 1")
         if s.model_error == 0 and float(getattr(system, "transition_std", lambda: 0.0)()) <= 0:
             raise MethodError("wc4dvar: this system's step is deterministic, so model_error must be > 0 "
                               "(0 would be the strong constraint: use 4dvar)")
@@ -127,7 +156,8 @@ class WeakConstraint4DVar(Method):
         s = self.settings
         if ctx.n_members < 2:
             raise MethodError("wc4dvar starts from an LETKF run, which needs at least 2 members")
-        total = ctx.length + s.iterations
+        stages = s.stages if s.model_error > 0 else 1
+        total = ctx.length + stages * s.iterations
 
         # the start: an LETKF run with its defaults (its steps are the first part of the progress)
         progress = None
@@ -140,27 +170,32 @@ class WeakConstraint4DVar(Method):
                                generator=ctx.generator)
         start = LETKF(LETKF.default_settings(ctx.system)).run(start_ctx).members
         members, diagnostics = refine(ctx, start, s.model_error, s.iterations, rml=s.rml, background_draws=s.background,
-                                      done=ctx.length, total=total)
+                                      done=ctx.length, total=total, stages=stages)
         return MethodResult(members, diagnostics)
 
 
 def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations: int, rml: bool = True,
            background_draws: Optional[int] = None, done: int = 0, total: int = 0,
-           alternative: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
+           alternative: Optional[torch.Tensor] = None, stages: int = 1) -> tuple[torch.Tensor, dict]:
     """Each member of ``start`` ``(N, L, *state_shape)`` minimised to its own perturbed weak-constraint cost.
 
+    ``stages`` > 1: the continuation in q of the module docstring, ``iterations`` outer
+    iterations per stage (one stage where ``model_error`` is 0: halving it changes nothing).
     With ``alternative`` (same shape), member ``k``'s cost is also minimised from
     ``alternative[k]`` and the lower of the two minima is kept (the cost is multimodal on long
     or sparsely observed windows). Returns the members (float32, CPU) and diagnostics. Progress
-    goes to ``ctx.step`` as ``done + outer iteration`` of ``total`` (default ``done + iterations``);
-    a cancel stops it within one cost evaluation. Draws its perturbations from ``ctx.generator``,
-    and ``background_draws`` climatology states (default 256, ``FIELD_BACKGROUND`` for fields).
+    goes to ``ctx.step`` as ``done + outer iterations so far`` of ``total`` (default
+    ``done + stages · iterations``); a cancel stops it within one cost evaluation. Draws its
+    perturbations from ``ctx.generator``, and ``background_draws`` climatology states (default
+    256, ``FIELD_BACKGROUND`` for fields).
     """
     n, length, shape = ctx.n_members, ctx.length, ctx.state_shape
-    total = total or done + iterations
+    stages = stages if model_error > 0 else 1
+    total = total or done + stages * iterations
     d = math.prod(shape)
     dtype = torch.float32 if len(shape) > 1 else torch.float64
-    model_std = math.sqrt(model_error ** 2 + float(getattr(ctx.system, "transition_std", lambda: 0.0)()) ** 2)
+    system_std = float(getattr(ctx.system, "transition_std", lambda: 0.0)())
+    stds = [math.hypot(model_error * 2.0 ** (stages - 1 - stage), system_std) for stage in range(stages)]
     gen = ctx.generator
     if background_draws is None:
         background_draws = 256 if len(shape) == 1 else FIELD_BACKGROUND
@@ -174,27 +209,33 @@ def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations:
 
     backgrounds = background.mean.expand(n, d).clone()
     ys = {i: obs.y(i).expand(n, -1).clone() for i in obs.indices}
-    model_noise = torch.zeros((n, max(length - 1, 0), *shape), device=ctx.device, dtype=dtype)
+    step_noise = torch.zeros((n, max(length - 1, 0), *shape), device=ctx.device, dtype=dtype)
     if rml:
         backgrounds = backgrounds + background.apply(noise(n, d))
         for i in obs.indices:
             ys[i] = ys[i] + obs.std(i) * noise(n, obs.count(i))
-        model_noise = model_std * noise(n, max(length - 1, 0), *shape)
+        step_noise = noise(n, max(length - 1, 0), *shape)
     starts = [start] if alternative is None else [start, alternative]
     copies = len(starts)
     # candidate c·n + k minimises member k's cost from starts[c][k]
     cost = WeakConstraintCost(ctx.system, obs, background, backgrounds.repeat(copies, 1),
                               {i: y.repeat(copies, 1) for i, y in ys.items()},
-                              model_noise.repeat(copies, *([1] * (model_noise.ndim - 1))), model_std, length)
+                              step_noise.repeat(copies, *([1] * (step_noise.ndim - 1))), stds[0], length)
     v = torch.cat([x.to(ctx.device, dtype).reshape(n, -1) for x in starts])
+    counts = {"evaluations": 0, "outer": 0}
+    for stage, std in enumerate(stds):
+        cost.model_std = std
+        base = done + stage * iterations
 
-    def report(outer):
-        estimate = cost.states(v) if ctx.progress is not None else None
-        ctx.step(done + outer, total, estimate)
+        def report(outer, base=base):
+            estimate = cost.states(v) if ctx.progress is not None else None
+            ctx.step(base + outer, total, estimate)
 
-    counts = minimise(cost, v, obs.indices, iterations, report, ctx.check_stop, "batched")
-    if counts["outer"] < iterations:   # converged early: the remaining steps are done
-        ctx.step(total, total)
+        last = stage == stages - 1
+        stage_counts = minimise(cost, v, obs.indices, iterations, report, ctx.check_stop, "batched", final=last)
+        counts = {key: counts[key] + stage_counts[key] for key in counts}
+        if stage_counts["outer"] < iterations:   # converged early: the stage's remaining steps are done
+            ctx.step(total if last else base + iterations, total)
     with torch.no_grad():
         per = torch.nan_to_num(cost(v), nan=math.inf).reshape(copies, n)
         best = per.argmin(0)
@@ -206,8 +247,8 @@ def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations:
             residual = float((x[:, 1:] - step).square().mean().sqrt())
     m = max(1, sum(obs.count(i) for i in obs.indices))
     diagnostics = {"evaluations": counts["evaluations"], "outer_iterations": counts["outer"],
-                   "cost_per_observation": float(2.0 * per.mean() / m), "model_error_std": model_std,
-                   "step_residual": residual}
+                   "cost_per_observation": float(2.0 * per.mean() / m), "model_error_std": stds[-1],
+                   "step_residual": residual, "stages": stages}
     if alternative is not None:
         diagnostics["kept_alternative"] = int((best == 1).sum())
     return x.float().cpu(), diagnostics

@@ -51,7 +51,7 @@ from ..diffusion.sampler import Sampler, TrajectoryRecorder
 from .base import Method, MethodError, MethodResult, RunContext
 from .local import LETKF
 from .registry import register_method
-from .weak_constraint import continuation_defaults, refine
+from .weak_constraint import continuation_defaults, refine, stage_count, transition_std
 
 __all__ = ["SDA", "SYSTEM_DEFAULTS"]
 
@@ -140,7 +140,7 @@ class SDA(Method):
             raise MethodError("sda: the refinement needs the system's transition; this system was built from data "
                               "and has none")
         if (s.refine_iterations > 0 and s.refine_model_error == 0
-                and float(getattr(system, "transition_std", lambda: 0.0)()) <= 0):
+                and transition_std(system) <= 0):
             raise MethodError("sda: this system's step is deterministic, so the refinement's model error must be > 0")
 
     def run(self, ctx: RunContext) -> MethodResult:
@@ -153,7 +153,7 @@ class SDA(Method):
             except ValueError as exc:
                 raise MethodError(f"sda: {exc}") from None
         final = s.final_corrections if s.final_corrections >= 0 else None
-        stages = s.refine_stages if s.refine_model_error > 0 else 1
+        stages = stage_count(s.refine_model_error, s.refine_stages)
         total = s.steps + stages * s.refine_iterations
         progress = ctx.progress
         if ctx.progress is not None and s.refine_iterations:

@@ -54,7 +54,8 @@ from .local import LETKF
 from .registry import register_method
 from .variational import background_from_draws, minimise
 
-__all__ = ["WeakConstraint4DVar", "WeakConstraintCost", "refine", "continuation_defaults"]
+__all__ = ["WeakConstraint4DVar", "WeakConstraintCost", "refine", "continuation_defaults", "stage_count",
+           "transition_std"]
 
 #: climatology draws for the background of a field (each one is a solver's burn-in)
 FIELD_BACKGROUND = 32
@@ -100,12 +101,22 @@ class WeakConstraintCost:
         return per
 
 
+def transition_std(system) -> float:
+    """The system's own transition noise ``s_f`` (0 for a deterministic step or none declared)."""
+    return float(getattr(system, "transition_std", lambda: 0.0)())
+
+
+def stage_count(model_error: float, stages: int) -> int:
+    """The continuation's stages actually run: one where q is 0 (halving it changes nothing)."""
+    return stages if model_error > 0 else 1
+
+
 def continuation_defaults(system) -> dict:
     """``{"model_error", "stages"}`` for a deterministic vector system (the continuation down to a
     small q), else ``{}``: a stochastic step is a model error already, smooth at any q, and a
     field's evaluations are too costly for four stages (neither measured with a continuation)."""
     if (len(getattr(system, "state_shape", ())) == 1 and getattr(system, "has_dynamics", True)
-            and float(getattr(system, "transition_std", lambda: 0.0)()) <= 0):
+            and transition_std(system) <= 0):
         return {"model_error": DETERMINISTIC_MODEL_ERROR, "stages": DETERMINISTIC_STAGES}
     return {}
 
@@ -148,7 +159,7 @@ class WeakConstraint4DVar(Method):
             raise MethodError("wc4dvar: background must be ≥ 2 climatology draws")
         if s.stages < 1:
             raise MethodError("wc4dvar: stages must be ≥ 1")
-        if s.model_error == 0 and float(getattr(system, "transition_std", lambda: 0.0)()) <= 0:
+        if s.model_error == 0 and transition_std(system) <= 0:
             raise MethodError("wc4dvar: this system's step is deterministic, so model_error must be > 0 "
                               "(0 would be the strong constraint: use 4dvar)")
 
@@ -156,7 +167,7 @@ class WeakConstraint4DVar(Method):
         s = self.settings
         if ctx.n_members < 2:
             raise MethodError("wc4dvar starts from an LETKF run, which needs at least 2 members")
-        stages = s.stages if s.model_error > 0 else 1
+        stages = stage_count(s.model_error, s.stages)
         total = ctx.length + stages * s.iterations
 
         # the start: an LETKF run with its defaults (its steps are the first part of the progress)
@@ -190,11 +201,11 @@ def refine(ctx: RunContext, start: torch.Tensor, model_error: float, iterations:
     256, ``FIELD_BACKGROUND`` for fields).
     """
     n, length, shape = ctx.n_members, ctx.length, ctx.state_shape
-    stages = stages if model_error > 0 else 1
+    stages = stage_count(model_error, stages)
     total = total or done + stages * iterations
     d = math.prod(shape)
     dtype = torch.float32 if len(shape) > 1 else torch.float64
-    system_std = float(getattr(ctx.system, "transition_std", lambda: 0.0)())
+    system_std = transition_std(ctx.system)
     stds = [math.hypot(model_error * 2.0 ** (stages - 1 - stage), system_std) for stage in range(stages)]
     gen = ctx.generator
     if background_draws is None:

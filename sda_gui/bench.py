@@ -132,7 +132,7 @@ def guided_call_flops(model, observation, samples: int, device, window_split=Tru
     from sda_gui.core.diffusion.local_score import window_split as split_for
 
     observed = observation.observed_states()
-    split = split_for(observation.length, model.k, observed, device) if window_split else None
+    split = split_for(observation.length, model.k, observed, device, model.fold) if window_split else None
     x = torch.randn((samples, observation.length, *model.state_shape), device=device, requires_grad=True)
     t = torch.tensor(0.5, device=device)
     # A guidance asks autograd for the gradient of x alone, which skips the weights'

@@ -24,7 +24,7 @@ __all__ = ["add_options", "sda_overrides", "models_from", "model_for", "SDA_OPTI
 #: command-line option → (SDA setting, type)
 SDA_OPTIONS = {"steps": int, "corrections": int, "guidance": str, "tau": float, "gamma": float,
                "cg_iterations": int, "final_corrections": int, "dynamics_std": float, "dynamics_gamma": float,
-               "refine_iterations": int, "refine_model_error": float,
+               "fold": str, "refine_iterations": int, "refine_model_error": float,
                "refine_stages": int}
 
 

@@ -188,6 +188,7 @@ CASES = [
     ("assim-gamma-nan", lambda f: _assim(f, "--gamma", "nan"), "--gamma"),
     ("assim-tau-zero", lambda f: _assim(f, "--tau", "0"), "--tau"),
     ("assim-guidance", lambda f: _assim(f, "--guidance", "foo"), "--guidance"),
+    ("assim-fold", lambda f: _assim(f, "--fold", "sideways"), "--fold"),
     ("assim-method-unknown", lambda f: _assim(f, "--method", "kalman9"), "unknown method"),
     ("assim-zero-scale-model", lambda f: _assim(f, model=False) + ["--model", str(f.dir / "zero_scale.pt")],
      "scale"),
@@ -234,6 +235,7 @@ CASES = [
     # compare
     ("compare-samples-zero", lambda f: _cmp(f, "--samples", "0"), "--samples"),
     ("compare-gamma-negative", lambda f: _cmp(f, "--gamma", "-1"), "--gamma"),
+    ("compare-fold", lambda f: _cmp(f, "--fold", "edge"), "--fold"),
     ("compare-method-unknown", lambda f: _cmp(f, methods="bpf,kalman9"), "kalman9"),
     ("compare-method-twice", lambda f: _cmp(f, methods="bpf,bpf"), "twice"),
     ("compare-methods-empty", lambda f: _cmp(f, methods=""), "--methods"),

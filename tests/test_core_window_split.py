@@ -40,18 +40,19 @@ def _field_model(k=1, seed=0):
     return LocalScoreModel(net, k, (2, 8, 8), torch.zeros(2, 1, 1), torch.ones(2, 1, 1))
 
 
-def _which_windows_are_read(length, k, states):
+def _which_windows_are_read(length, k, states, fold="centre"):
     """Brute force: the windows whose outputs reach the folded outputs of ``states``."""
     m = length - 2 * k
     used = []
     for j in range(m):
         e = torch.zeros(1, m, 2 * k + 1)
         e[0, j] = 1.0
-        if fold_windows(e, k)[0, list(states)].any():
+        if fold_windows(e, k, fold)[0, list(states)].any():
             used.append(j)
     return used
 
 
+@pytest.mark.parametrize("fold", ["centre", "mean"])
 @pytest.mark.parametrize("length,k,states", [
     (29, 2, range(0, 29, 4)),      # the paper's Kolmogorov case: 8 of 25 windows
     (65, 1, range(0, 65, 8)),
@@ -60,9 +61,9 @@ def _which_windows_are_read(length, k, states):
     (7, 3, [3]),                   # a single window
     (12, 1, [5, 6, 7]),
 ])
-def test_split_names_exactly_the_windows_that_observed_outputs_come_from(length, k, states):
-    split = window_split(length, k, list(states))
-    expected = _which_windows_are_read(length, k, states)
+def test_split_names_exactly_the_windows_that_observed_outputs_come_from(length, k, states, fold):
+    split = window_split(length, k, list(states), fold=fold)
+    expected = _which_windows_are_read(length, k, states, fold)
     if len(expected) == length - 2 * k:
         assert split is None
         return
@@ -70,6 +71,21 @@ def test_split_names_exactly_the_windows_that_observed_outputs_come_from(length,
     assert sorted(split.grad.tolist() + split.rest.tolist()) == list(range(length - 2 * k))
     order = torch.cat((split.grad, split.rest)).index_select(0, split.order)
     assert order.tolist() == list(range(length - 2 * k))
+
+
+@pytest.mark.parametrize("length,k", [(11, 2), (9, 4), (30, 4), (65, 13)])
+def test_the_mean_fold_averages_every_window_holding_a_state(length, k):
+    e = torch.randn(2, length - 2 * k, 2 * k + 1, 3, generator=torch.Generator().manual_seed(length))
+    expected = torch.zeros(2, length, 3)
+    for i in range(length):
+        outputs = [e[:, m, i - m] for m in range(length - 2 * k) if 0 <= i - m <= 2 * k]
+        expected[:, i] = torch.stack(outputs).mean(0)
+    torch.testing.assert_close(fold_windows(e, k, "mean"), expected)
+    # a trajectory's own windows fold back to it either way
+    x = torch.randn(2, length, 3)
+    torch.testing.assert_close(fold_windows(unfold_windows(x, k), k, "mean"), x)
+    with pytest.raises(ValueError, match="fold"):
+        fold_windows(e, k, "edge")
 
 
 def test_paper_case_differentiates_8_of_25_windows():
@@ -110,12 +126,15 @@ def _observation(length, state_shape, every, seed=0, operator=None, coarse_shape
     return Observation(mask, rng.standard_normal(shape), 0.3, operator=operator)
 
 
+@pytest.mark.parametrize("fold,windows", [("centre", 4), ("mean", 14)])
 @pytest.mark.parametrize("guidance", ["sda", "dps", "mmps"])
-def test_guided_eps_is_unchanged_by_the_split_on_vectors(guidance):
+def test_guided_eps_is_unchanged_by_the_split_on_vectors(guidance, fold, windows):
     model = _vector_model()
-    obs = _observation(21, (6,), every=4)
+    model.fold = fold
+    obs = _observation(21, (6,), every=6)
     g = make_guidance(guidance, obs, model)
-    assert g.obs.split is not None and len(g.obs.split.grad) == 6   # states 0,4,...,20 of 17 windows
+    # states 0, 6, 12, 18 of 17 windows: their centred windows, or every window holding one of them
+    assert g.obs.split is not None and len(g.obs.split.grad) == windows
     x = torch.randn(4, 21, 6, generator=torch.Generator().manual_seed(2))
     t = torch.tensor(0.3)   # σ/μ < 1: MMPS takes its Jacobian path
     split_eps = g(model, x, t)
@@ -148,13 +167,53 @@ def test_unfold_fold_round_trip_still_holds():
     torch.testing.assert_close(fold_windows(windows, 2), x)
 
 
-def test_assimilate_draws_the_same_samples_with_and_without_the_split():
+@pytest.mark.parametrize("fold", ["centre", "mean"])
+def test_assimilate_draws_the_same_samples_with_and_without_the_split(fold):
+    from sda_gui.core.assimilation import assimilate
+
+    model = _vector_model()
+    obs = _observation(21, (6,), every=6, seed=4)     # a split with either fold (see above)
+    run = dict(steps=12, corrections=1, seed=2, fold=fold)
+    split = assimilate(model, obs, 8, **run)
+    assert model.fold == fold
+    full = assimilate(model, obs, 8, window_split=False, **run)
+    assert torch.isfinite(split).all()
+    np.testing.assert_allclose(split.numpy(), full.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_assimilate_applies_the_fold_it_is_given():
     from sda_gui.core.assimilation import assimilate
 
     model = _vector_model()
     obs = _observation(21, (6,), every=4, seed=4)
     run = dict(steps=12, corrections=1, seed=2)
-    split = assimilate(model, obs, 8, **run)
-    full = assimilate(model, obs, 8, window_split=False, **run)
-    assert torch.isfinite(split).all()
-    np.testing.assert_allclose(split.numpy(), full.numpy(), rtol=1e-4, atol=1e-4)
+    centre = assimilate(model, obs, 4, fold="centre", **run)
+    mean = assimilate(model, obs, 4, fold="mean", **run)
+    assert (mean - centre).abs().max() > 1e-3        # the same noise, another score
+    with pytest.raises(ValueError, match="fold"):
+        assimilate(model, obs, 4, fold="edge", **run)
+    assert model.fold == "mean"                          # a refused call changes nothing
+
+
+def test_the_sda_method_folds_by_the_mean_on_lorenz96_only(tiny_model_path):
+    from types import SimpleNamespace
+
+    from sda_gui.core.diffusion.checkpoint import load_checkpoint
+    from sda_gui.core.methods import MethodError, get_method, run_method, settings_from
+    from sda_gui.core.observation import synthesize
+    from sda_gui.core.systems import make_system
+
+    sda = get_method("sda")
+    assert sda.Settings().fold == "centre"
+    assert settings_from(sda, make_system("lorenz96")).fold == "mean"
+    assert settings_from(sda, make_system("lorenz63")).fold == "centre"
+    assert settings_from(sda, SimpleNamespace(name="kolmogorov")).fold == "centre"
+    assert settings_from(sda, make_system("lorenz96"), {"fold": "centre"}).fold == "centre"  # a choice wins
+    with pytest.raises(MethodError, match="fold"):
+        settings_from(sda, make_system("lorenz96"), {"fold": "edge"})
+    # a run hands its fold to the model before sampling
+    system, model = make_system("lorenz96"), load_checkpoint(tiny_model_path)
+    obs = synthesize(system.simulate(1, 12, seed=1)[0].numpy(), np.ones((12, 40), bool), 1.0, seed=0)
+    for fold in ("centre", "mean"):
+        run = run_method("sda", system, obs, 2, {"steps": 2, "fold": fold}, model=model, seed=0)
+        assert run.settings["fold"] == model.fold == fold and torch.isfinite(run.members).all()

@@ -19,7 +19,7 @@ from typing import Optional
 from .checks import (SEED_LIMIT, CliError, above, at_least, check_input, check_out_dir, check_output, check_params,
                      check_ranges, check_system, from_below, inside, int_list, load_plugins, name_list,
                      odd_at_least, parse_params)
-from .parser import GUIDANCES
+from .parser import FOLDS, GUIDANCES
 from .validate_inputs import data_system as _data_system
 from .validate_inputs import ensure_source as _ensure_source
 from .validate_inputs import observe as _observe
@@ -30,7 +30,7 @@ __all__ = ["validate", "Plan", "SDA_OPTIONS", "METHOD_OPTIONS"]
 Plan = SimpleNamespace
 
 SDA_OPTIONS = ("steps", "corrections", "final_corrections", "guidance", "tau", "gamma", "dynamics_std",
-               "dynamics_gamma", "refine_iterations", "refine_model_error", "refine_stages")
+               "dynamics_gamma", "fold", "refine_iterations", "refine_model_error", "refine_stages")
 METHOD_OPTIONS = ("inflation", "localization", "iterations", "particles", "model_error")
 METHOD_RANGES = {"samples": at_least(1), "steps": at_least(1), "corrections": at_least(0),
                  "final_corrections": at_least(0), "tau": above(0),
@@ -71,6 +71,11 @@ def _device(args):
 def _guidance(value, option="--guidance"):
     if value is not None and value not in GUIDANCES:
         raise CliError(f"{option} must be one of {', '.join(GUIDANCES)}, got '{value}'")
+
+
+def _fold(value):
+    if value is not None and value not in FOLDS:
+        raise CliError(f"--fold must be one of {', '.join(FOLDS)}, got '{value}'")
 
 
 def validate(args) -> Plan:
@@ -262,6 +267,7 @@ def _assimilate(args, plan):
     from sda_gui.core.methods import MethodError, get_method
 
     _guidance(args.guidance)
+    _fold(args.fold)
     try:
         cls = get_method(args.method)
     except MethodError as exc:
@@ -313,6 +319,7 @@ def _compare(args, plan):
             raise
         raise CliError("compare is not available in this version (sda_gui.core.compare is missing)") from None
     _guidance(args.guidance)
+    _fold(args.fold)
     plan.methods = name_list(args.methods, "--methods", method_names())
     classes = {name: get_method(name) for name in plan.methods}
     _problem(args, plan, any(cls.needs_model for cls in classes.values()))

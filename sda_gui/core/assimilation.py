@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import torch
 
 from .diffusion.guidance import gamma_for_steps, make_guidance
-from .diffusion.local_score import LocalScoreModel
+from .diffusion.local_score import FOLDS, LocalScoreModel
 from .diffusion.sampler import Cancelled, Sampler, TrajectoryRecorder
 from .observation import Observation, ObservationError
 
@@ -87,7 +87,7 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
                amp: bool = False, window_split: bool = True,
                recorder: Optional[TrajectoryRecorder] = None,
                memory_budget_bytes: Optional[int] = None,
-               final_corrections: Optional[int] = None, dynamics=None) -> torch.Tensor:
+               final_corrections: Optional[int] = None, dynamics=None, fold: str = "centre") -> torch.Tensor:
     """Posterior samples ``(n_samples, L, *state_shape)`` as a float32 CPU tensor.
 
     ``window_split=False`` differentiates through every window, not only those of
@@ -101,7 +101,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     ``dynamics = (system, std, γ)`` adds the system's transition to the SDA guidance
     (``guidance.dynamics``; every window is then differentiated); below 32 steps its γ
     grows as (32/steps)³, or the term would overshoot, and above 64 it falls, to γ/6 at
-    256 steps (``gamma_for_steps``).
+    256 steps (``gamma_for_steps``). ``fold``: how the windows' outputs make the trajectory's
+    (``local_score.fold_windows``: ``"centre"`` or ``"mean"``).
     """
     observation.validate(model.state_shape)
     if observation.length < model.window:
@@ -109,6 +110,8 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
             f"the trajectory has {observation.length} states; this model needs at least 2k+1 = {model.window}")
     if n_samples < 1:
         raise ValueError("the number of samples must be ≥ 1")
+    if fold not in FOLDS:
+        raise ValueError(f"fold must be one of {', '.join(FOLDS)}, got {fold!r}")
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     if device.type == "cuda":
         # TF32 matmuls: ~3e-4 relative error, far below the sampler's own noise.
@@ -120,6 +123,7 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
         reuse_freed_memory()
     model = model.to(device)
     model.autocast = bool(amp)
+    model.fold = fold     # before the guidance, whose window split depends on it
     model.plan_chunks(memory_budget_bytes)
     if dynamics is not None:
         system, std, dyn_gamma = dynamics

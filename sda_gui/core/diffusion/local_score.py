@@ -9,6 +9,18 @@ of the first and last windows. Because ``∇_{x_i} log p(x_{1:L}) =
 positive noise), the composed ``ε`` approximates the full-trajectory noise for
 any ``L`` with a single trained network.
 
+Mean fold (``fold = "mean"``): state ``i`` takes instead the mean of the outputs of
+every window that holds it (up to ``2k+1``; fewer within ``2k`` of either end),
+
+    ε_i = (1 / |J_i|) Σ_{m ∈ J_i} ε_φ(x_{m:m+2k})_{i−m},   J_i = {m : 0 ≤ m ≤ L−2k−1, m ≤ i ≤ m+2k}.
+
+For a first-order chain every interior output of a window is the same conditional score
+as its centre one (``∇_{x_i} log p`` holds only ``p(x_i | x_{i−1})`` and ``p(x_{i+1} | x_i)``),
+and only the window's two edge outputs lack a neighbour; averaging the estimates of
+several windows averages their errors too. The likelihood's gradient then reaches every
+window holding an observed state (``window_split``), so on sparsely observed states a step
+costs more. Measured in ``docs/benchmarks.md`` ("The mean fold").
+
 A likelihood gradient only flows back through the windows whose used outputs are
 observed: with every 4th state observed, 8 of 25 windows. ``WindowSplit`` names
 them, and ``forward`` then records the autograd graph for those windows alone and
@@ -44,7 +56,7 @@ from torch import nn
 
 from .schedule import VPSchedule
 
-__all__ = ["unfold_windows", "fold_windows", "WindowSplit", "window_split", "LocalScoreModel",
+__all__ = ["unfold_windows", "fold_windows", "FOLDS", "WindowSplit", "window_split", "LocalScoreModel",
            "DEFAULT_MEMORY_BUDGET", "CPU_CHUNK_BYTES", "default_memory_budget"]
 
 #: activations a call may hold at once on the CPU (bytes); see ``default_memory_budget``
@@ -69,9 +81,29 @@ def unfold_windows(x: torch.Tensor, k: int) -> torch.Tensor:
     return x.unfold(1, w, 1).movedim(-1, 2)
 
 
-def fold_windows(e: torch.Tensor, k: int) -> torch.Tensor:
-    """``(N, L − 2k, 2k+1, *s)`` window outputs → ``(N, L, *s)`` trajectory output."""
-    return torch.cat((e[:, 0, :k], e[:, :, k], e[:, -1, k + 1:]), dim=1)
+#: how window outputs become a trajectory's (``fold_windows``)
+FOLDS = ("centre", "mean")
+
+
+def fold_windows(e: torch.Tensor, k: int, fold: str = "centre") -> torch.Tensor:
+    """``(N, L − 2k, 2k+1, *s)`` window outputs → ``(N, L, *s)`` trajectory output.
+
+    ``"centre"``: each state's output from the window centred on it (the edge states from
+    the end windows); ``"mean"``: the mean over every window that holds the state.
+    """
+    if fold == "centre":
+        return torch.cat((e[:, 0, :k], e[:, :, k], e[:, -1, k + 1:]), dim=1)
+    if fold != "mean":
+        raise ValueError(f"fold must be one of {', '.join(FOLDS)}, got {fold!r}")
+    n, m, w = e.shape[:3]
+    length = m + 2 * k
+    out = e.new_zeros((n, length, *e.shape[3:]))
+    for offset in range(w):     # the window at m contributes its output `offset` to state m + offset
+        out[:, offset:offset + m] += e[:, :, offset]
+    i = torch.arange(length, device=e.device)
+    # windows holding state i: m from max(0, i − 2k) to min(i, M − 1)
+    count = (torch.minimum(i, torch.full_like(i, m - 1)) - torch.clamp(i - 2 * k, min=0) + 1).to(e.dtype)
+    return out / count.reshape(length, *([1] * (e.ndim - 3)))
 
 
 @dataclass(frozen=True)
@@ -84,18 +116,24 @@ class WindowSplit:
     order: torch.Tensor   # puts ``cat(grad, rest)`` back in window order
 
 
-def window_split(length: int, k: int, states, device="cpu") -> Optional[WindowSplit]:
+def window_split(length: int, k: int, states, device="cpu", fold: str = "centre") -> Optional[WindowSplit]:
     """The split for a gradient that reaches only the outputs of ``states``.
 
-    State ``i`` takes its output from window ``clamp(i − k, 0, L − 2k − 1)`` (see
-    ``fold_windows``). ``None`` when every window is needed (nothing to save). The
-    indices are device tensors made here, ahead of any CUDA graph capture, which
-    forbids host-to-device copies.
+    State ``i`` takes its output from window ``clamp(i − k, 0, L − 2k − 1)`` with the
+    centre fold, and from every window ``max(0, i − 2k) … min(i, L − 2k − 1)`` with the
+    mean fold (see ``fold_windows``). ``None`` when every window is needed (nothing to
+    save). The indices are device tensors made here, ahead of any CUDA graph capture,
+    which forbids host-to-device copies.
     """
     m = length - 2 * k
     if m < 1:
         return None
-    grad = np.unique(np.clip(np.asarray(states, dtype=np.int64) - k, 0, m - 1))
+    states = np.asarray(states, dtype=np.int64)
+    if fold == "mean":
+        spans = [np.arange(max(0, i - 2 * k), min(i, m - 1) + 1) for i in states.tolist()]
+        grad = np.unique(np.concatenate(spans)) if spans else np.zeros(0, dtype=np.int64)
+    else:
+        grad = np.unique(np.clip(states - k, 0, m - 1))
     if grad.size == m:
         return None
     rest = np.setdiff1d(np.arange(m), grad)
@@ -129,6 +167,8 @@ class LocalScoreModel(nn.Module):
         self.max_graph_windows: int | None = None
         #: run the window network under bf16 autocast on CUDA (sampling; see ``_net``)
         self.autocast = False
+        #: how window outputs are folded into the trajectory's (``FOLDS``; set per run by ``assimilate``)
+        self.fold = "centre"
 
     @property
     def window(self) -> int:
@@ -158,7 +198,7 @@ class LocalScoreModel(nn.Module):
             with torch.no_grad():
                 without = self._windows(windows.index_select(1, split.rest), tt)
             out = torch.cat((with_graph, without), dim=1).index_select(1, split.order)
-        return fold_windows(out, self.k)
+        return fold_windows(out, self.k, self.fold)
 
     def _windows(self, windows: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
         """``(N, M, W, *s)`` windows → their ``(N, M, W, *s)`` network outputs."""

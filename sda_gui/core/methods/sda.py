@@ -27,6 +27,10 @@ learned prior offers a basin of the multimodal cost, the filter another, and the
 sharpen the better one to within ``q``.
 Off by default; measured in ``docs/benchmarks.md`` ("Weak-constraint 4D-Var").
 
+``fold``: how the network's window outputs make the trajectory's noise estimate
+(``local_score.fold_windows``): ``"centre"``, each state from the window centred on it (the
+paper's composition), or ``"mean"``, the mean over every window holding it.
+
 Per-system defaults (``SYSTEM_DEFAULTS``, measured with ``python -m sda_gui.bench_classical
 --methods sda`` on its Lorenz-63 and Lorenz-96 rows, see ``docs/benchmarks.md``): the
 Langevin step τ = 1 instead of 0.25. The corrections do much of the work on these
@@ -38,7 +42,10 @@ in minutes, and costs nothing more per step on dense observations (every window 
 differentiated anyway) and up to 1.7× on sparse ones; below 32 steps its G grows
 (``guidance.dynamics.gamma_for_steps``) so that short runs stay stable, and above 64 it falls
 (to G/6 at 256 steps), firmer where smaller steps allow it. It is turned off, rather than
-refused, when the user picks another guidance (``fit_defaults``). Other systems
+refused, when the user picks another guidance (``fit_defaults``). Lorenz-96 also folds by the
+mean, which costs nothing more there (the dynamics term differentiates every window anyway); on
+Lorenz-63 it would differentiate every window where the centre fold needs a few, for a small
+gain (``docs/benchmarks.md``, "The mean fold"). Other systems
 (Kolmogorov flow, data systems) keep the generic values, not measured there.
 """
 
@@ -47,6 +54,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..assimilation import assimilate
+from ..diffusion.local_score import FOLDS
 from ..diffusion.sampler import Sampler, TrajectoryRecorder
 from .base import Method, MethodError, MethodResult, RunContext
 from .local import LETKF
@@ -58,7 +66,7 @@ __all__ = ["SDA", "SYSTEM_DEFAULTS"]
 GUIDANCES = ("sda", "dps", "mmps")
 
 #: settings that differ from ``SDA.Settings`` for a system (by its registry name)
-SYSTEM_DEFAULTS = {"lorenz63": {"tau": 1.0}, "lorenz96": {"tau": 1.0, "dynamics_std": 0.05}}
+SYSTEM_DEFAULTS = {"lorenz63": {"tau": 1.0}, "lorenz96": {"tau": 1.0, "dynamics_std": 0.05, "fold": "mean"}}
 
 
 @register_method
@@ -82,6 +90,10 @@ class SDA(Method):
         #: (``guidance.dynamics``; 0: off, the default) and its γ
         dynamics_std: float = 0.0
         dynamics_gamma: float = 0.3
+        #: how the windows' noise estimates make the trajectory's (``local_score.fold_windows``):
+        #: ``"centre"`` (each state from the window centred on it) or ``"mean"`` (over every window
+        #: that holds it)
+        fold: str = "centre"
         #: samples whose x(t) and x̂(t) are recorded at every step (0: none, the default)
         record: int = 0
         #: outer L-BFGS iterations per stage of a weak-constraint refinement of every sample (0: off, the
@@ -126,6 +138,8 @@ class SDA(Method):
         if s.dynamics_std > 0 and not getattr(system, "has_dynamics", True):
             raise MethodError("sda: dynamics consistency needs the system's transition; this system was built "
                               "from data and has none")
+        if s.fold not in FOLDS:
+            raise MethodError(f"sda: fold must be one of {', '.join(FOLDS)}, got '{s.fold}'")
         if s.cg_iterations < 1:
             raise MethodError("sda: cg_iterations must be ≥ 1")
         if s.record < 0:
@@ -162,7 +176,7 @@ class SDA(Method):
         samples = assimilate(ctx.model, ctx.observation, ctx.n_members, steps=s.steps, corrections=s.corrections,
                              guidance=s.guidance, tau=s.tau, gamma=s.gamma, device=ctx.device, seed=ctx.seed,
                              progress=progress, should_stop=ctx.should_stop, cg_iterations=s.cg_iterations,
-                             recorder=recorder, final_corrections=final,
+                             recorder=recorder, final_corrections=final, fold=s.fold,
                              dynamics=(ctx.system, s.dynamics_std, s.dynamics_gamma) if s.dynamics_std > 0 else None)
         calls = Sampler(ctx.model, steps=s.steps, corrections=s.corrections, final_corrections=final).network_calls()
         diagnostics = {"network_calls_per_step": calls / s.steps, "k": ctx.model.k}

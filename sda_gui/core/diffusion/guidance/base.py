@@ -44,7 +44,8 @@ class ObservationModel:
         self.op = observation.op
         # Every operator acts on each state alone, so the likelihood reads only the
         # observed states' outputs: its gradient needs the backward pass of their windows.
-        self.split = window_split(observation.length, model.k, observation.observed_states(), device)
+        self.split = window_split(observation.length, model.k, observation.observed_states(), device,
+                                  getattr(model, "fold", "centre"))
 
     def __call__(self, x_n: torch.Tensor) -> torch.Tensor:
         """``A_n(x_n)`` for ``(N, L, *s)`` → ``(N, m)``, the order of ``Observation.apply``."""

@@ -90,7 +90,7 @@ def _sda_options(p):
                         "fewer steps loosen it, more steps firm it up, to G/6 from 256 steps on")
     g.add_argument("--fold",
                    help=f"{' or '.join(FOLDS)}: a state's noise estimate from the window centred on it, or the "
-                        "mean over every window holding it (default: mean on lorenz96, centre elsewhere)")
+                        "mean over every window holding it (default: centre)")
     g.add_argument("--refine-iterations", type=int,
                    help="then minimise each sample's weak-constraint 4D-Var cost from it, with perturbed "
                         "observations and model steps: this many L-BFGS iterations of 10 per stage (≥ 0; "

@@ -52,7 +52,7 @@ def _which_windows_are_read(length, k, states, fold="centre"):
     return used
 
 
-@pytest.mark.parametrize("fold", ["centre", "mean"])
+@pytest.mark.parametrize("fold", ["centre", "mean", "interior"])
 @pytest.mark.parametrize("length,k,states", [
     (29, 2, range(0, 29, 4)),      # the paper's Kolmogorov case: 8 of 25 windows
     (65, 1, range(0, 65, 8)),
@@ -73,17 +73,23 @@ def test_split_names_exactly_the_windows_that_observed_outputs_come_from(length,
     assert order.tolist() == list(range(length - 2 * k))
 
 
-@pytest.mark.parametrize("length,k", [(11, 2), (9, 4), (30, 4), (65, 13)])
-def test_the_mean_fold_averages_every_window_holding_a_state(length, k):
+@pytest.mark.parametrize("length,k", [(11, 2), (9, 4), (30, 4), (65, 13), (7, 1)])
+def test_the_mean_folds_average_the_windows_holding_a_state(length, k):
     e = torch.randn(2, length - 2 * k, 2 * k + 1, 3, generator=torch.Generator().manual_seed(length))
-    expected = torch.zeros(2, length, 3)
+    mean, interior = torch.zeros(2, length, 3), torch.zeros(2, length, 3)
     for i in range(length):
-        outputs = [e[:, m, i - m] for m in range(length - 2 * k) if 0 <= i - m <= 2 * k]
-        expected[:, i] = torch.stack(outputs).mean(0)
-    torch.testing.assert_close(fold_windows(e, k, "mean"), expected)
-    # a trajectory's own windows fold back to it either way
+        windows = [m for m in range(length - 2 * k) if 0 <= i - m <= 2 * k]
+        mean[:, i] = torch.stack([e[:, m, i - m] for m in windows]).mean(0)
+        inner = [e[:, m, i - m] for m in windows if 0 < i - m < 2 * k]
+        # the trajectory's first and last states lie on a window's edge only
+        assert bool(inner) == (0 < i < length - 1)
+        interior[:, i] = torch.stack(inner).mean(0) if inner else e[:, windows[0], i - windows[0]]
+    torch.testing.assert_close(fold_windows(e, k, "mean"), mean)
+    torch.testing.assert_close(fold_windows(e, k, "interior"), interior)
+    # a trajectory's own windows fold back to it with every fold
     x = torch.randn(2, length, 3)
-    torch.testing.assert_close(fold_windows(unfold_windows(x, k), k, "mean"), x)
+    for fold in ("mean", "interior"):
+        torch.testing.assert_close(fold_windows(unfold_windows(x, k), k, fold), x)
     with pytest.raises(ValueError, match="fold"):
         fold_windows(e, k, "edge")
 
@@ -126,7 +132,7 @@ def _observation(length, state_shape, every, seed=0, operator=None, coarse_shape
     return Observation(mask, rng.standard_normal(shape), 0.3, operator=operator)
 
 
-@pytest.mark.parametrize("fold,windows", [("centre", 4), ("mean", 14)])
+@pytest.mark.parametrize("fold,windows", [("centre", 4), ("mean", 14), ("interior", 9)])
 @pytest.mark.parametrize("guidance", ["sda", "dps", "mmps"])
 def test_guided_eps_is_unchanged_by_the_split_on_vectors(guidance, fold, windows):
     model = _vector_model()
@@ -167,7 +173,7 @@ def test_unfold_fold_round_trip_still_holds():
     torch.testing.assert_close(fold_windows(windows, 2), x)
 
 
-@pytest.mark.parametrize("fold", ["centre", "mean"])
+@pytest.mark.parametrize("fold", ["centre", "mean", "interior"])
 def test_assimilate_draws_the_same_samples_with_and_without_the_split(fold):
     from sda_gui.core.assimilation import assimilate
 
@@ -204,6 +210,10 @@ def test_the_sda_method_folds_by_the_centre_unless_told(tiny_model_path):
     from sda_gui.core.systems import make_system
 
     sda = get_method("sda")
+    from sda_gui.cli.parser import FOLDS as CLI_FOLDS
+    from sda_gui.core.diffusion.local_score import FOLDS
+
+    assert CLI_FOLDS == FOLDS          # the CLI's copy (kept to spare --help a torch import)
     assert sda.Settings().fold == "centre"
     for system in (make_system("lorenz96"), make_system("lorenz63"), SimpleNamespace(name="kolmogorov")):
         assert settings_from(sda, system).fold == "centre"
@@ -213,6 +223,6 @@ def test_the_sda_method_folds_by_the_centre_unless_told(tiny_model_path):
     # a run hands its fold to the model before sampling
     system, model = make_system("lorenz96"), load_checkpoint(tiny_model_path)
     obs = synthesize(system.simulate(1, 12, seed=1)[0].numpy(), np.ones((12, 40), bool), 1.0, seed=0)
-    for fold in ("centre", "mean"):
+    for fold in ("centre", "mean", "interior"):
         run = run_method("sda", system, obs, 2, {"steps": 2, "fold": fold}, model=model, seed=0)
         assert run.settings["fold"] == model.fold == fold and torch.isfinite(run.members).all()

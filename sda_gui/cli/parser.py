@@ -16,7 +16,7 @@ SYSTEM_NAMES = ("lorenz63", "lorenz96", "kolmogorov")
 METHOD_NAMES = ("sda", "enkf", "letkf", "enks", "ienks", "4dvar", "wc4dvar", "bpf", "rpf")
 GUIDANCES = ("sda", "dps", "mmps")
 #: the score folds (core.diffusion.local_score.FOLDS; not imported: it would import torch for --help)
-FOLDS = ("centre", "mean")
+FOLDS = ("centre", "mean", "interior")
 BENCH_WHAT = ("assimilate", "train", "solver", "case", "gui", "threads", "classical")
 PROG = "python -m sda_gui"
 
@@ -89,8 +89,8 @@ def _sda_options(p):
                    help="variance inflation G of the dynamics term at 32-64 steps (≥ 0; default 0.3); "
                         "fewer steps loosen it, more steps firm it up, to G/6 from 256 steps on")
     g.add_argument("--fold",
-                   help=f"{' or '.join(FOLDS)}: a state's noise estimate from the window centred on it, or the "
-                        "mean over every window holding it (default: centre)")
+                   help=f"{', '.join(FOLDS)}: a state's noise estimate from the window centred on it, the mean over "
+                        "every window holding it, or over those holding it away from their edges (default: centre)")
     g.add_argument("--refine-iterations", type=int,
                    help="then minimise each sample's weak-constraint 4D-Var cost from it, with perturbed "
                         "observations and model steps: this many L-BFGS iterations of 10 per stage (≥ 0; "

@@ -17,9 +17,12 @@ every window that holds it (up to ``2k+1``; fewer within ``2k`` of either end),
 For a first-order chain every interior output of a window is the same conditional score
 as its centre one (``∇_{x_i} log p`` holds only ``p(x_i | x_{i−1})`` and ``p(x_{i+1} | x_i)``),
 and only the window's two edge outputs lack a neighbour; averaging the estimates of
-several windows averages their errors too. The likelihood's gradient then reaches every
-window holding an observed state (``window_split``), so on sparsely observed states a step
-costs more. Measured in ``docs/benchmarks.md`` ("The mean fold").
+several windows averages their errors too. The interior fold (``fold = "interior"``)
+averages only those interior outputs, offsets ``1 … 2k−1`` (the trajectory's first and
+last states, held by no window's interior, keep their end window's edge output): the edge
+outputs score their state too loosely and widen the samples. With either, the likelihood's
+gradient reaches every window that holds an observed state (``window_split``), so on sparsely
+observed states a step costs more. Measured in ``docs/benchmarks.md`` ("The mean fold").
 
 A likelihood gradient only flows back through the windows whose used outputs are
 observed: with every 4th state observed, 8 of 25 windows. ``WindowSplit`` names
@@ -82,28 +85,40 @@ def unfold_windows(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 #: how window outputs become a trajectory's (``fold_windows``)
-FOLDS = ("centre", "mean")
+FOLDS = ("centre", "mean", "interior")
+
+
+def _offsets(k: int, fold: str) -> range:
+    """The offsets within a window whose outputs a fold averages (``"centre"``: none, it selects)."""
+    if fold == "mean":
+        return range(2 * k + 1)
+    if fold == "interior":
+        return range(1, 2 * k) if k > 0 else range(1)
+    raise ValueError(f"fold must be one of {', '.join(FOLDS)}, got {fold!r}")
 
 
 def fold_windows(e: torch.Tensor, k: int, fold: str = "centre") -> torch.Tensor:
     """``(N, L − 2k, 2k+1, *s)`` window outputs → ``(N, L, *s)`` trajectory output.
 
     ``"centre"``: each state's output from the window centred on it (the edge states from
-    the end windows); ``"mean"``: the mean over every window that holds the state.
+    the end windows); ``"mean"``: the mean over every window that holds the state;
+    ``"interior"``: the mean over the windows that hold it away from their two edges (the
+    trajectory's first and last states, which no window holds so, from the end windows).
     """
     if fold == "centre":
         return torch.cat((e[:, 0, :k], e[:, :, k], e[:, -1, k + 1:]), dim=1)
-    if fold != "mean":
-        raise ValueError(f"fold must be one of {', '.join(FOLDS)}, got {fold!r}")
-    n, m, w = e.shape[:3]
+    offsets = _offsets(k, fold)
+    n, m = e.shape[:2]
     length = m + 2 * k
     out = e.new_zeros((n, length, *e.shape[3:]))
-    for offset in range(w):     # the window at m contributes its output `offset` to state m + offset
+    count = e.new_zeros(length)
+    for offset in offsets:     # the window at j contributes its output `offset` to state j + offset
         out[:, offset:offset + m] += e[:, :, offset]
-    i = torch.arange(length, device=e.device)
-    # windows holding state i: m from max(0, i − 2k) to min(i, M − 1)
-    count = (torch.minimum(i, torch.full_like(i, m - 1)) - torch.clamp(i - 2 * k, min=0) + 1).to(e.dtype)
-    return out / count.reshape(length, *([1] * (e.ndim - 3)))
+        count[offset:offset + m] += 1
+    out = out / count.clamp(min=1).reshape(length, *([1] * (e.ndim - 3)))
+    if fold == "interior" and k > 0:
+        out = torch.cat((e[:, 0, :1], out[:, 1:-1], e[:, -1, -1:]), dim=1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -120,8 +135,9 @@ def window_split(length: int, k: int, states, device="cpu", fold: str = "centre"
     """The split for a gradient that reaches only the outputs of ``states``.
 
     State ``i`` takes its output from window ``clamp(i − k, 0, L − 2k − 1)`` with the
-    centre fold, and from every window ``max(0, i − 2k) … min(i, L − 2k − 1)`` with the
-    mean fold (see ``fold_windows``). ``None`` when every window is needed (nothing to
+    centre fold, from every window ``max(0, i − 2k) … min(i, L − 2k − 1)`` with the
+    mean fold, and from those of them that hold it away from their edges with the
+    interior fold (see ``fold_windows``). ``None`` when every window is needed (nothing to
     save). The indices are device tensors made here, ahead of any CUDA graph capture,
     which forbids host-to-device copies.
     """
@@ -129,11 +145,14 @@ def window_split(length: int, k: int, states, device="cpu", fold: str = "centre"
     if m < 1:
         return None
     states = np.asarray(states, dtype=np.int64)
-    if fold == "mean":
-        spans = [np.arange(max(0, i - 2 * k), min(i, m - 1) + 1) for i in states.tolist()]
-        grad = np.unique(np.concatenate(spans)) if spans else np.zeros(0, dtype=np.int64)
-    else:
+    if fold == "centre":
         grad = np.unique(np.clip(states - k, 0, m - 1))
+    else:
+        offsets = _offsets(k, fold)
+        spans = [[i - o for o in offsets if 0 <= i - o < m] for i in states.tolist()]
+        if fold == "interior" and k > 0:   # the end states come from the end windows
+            spans += [[0] for i in states.tolist() if i == 0] + [[m - 1] for i in states.tolist() if i == length - 1]
+        grad = np.unique(np.asarray([j for span in spans for j in span], dtype=np.int64))
     if grad.size == m:
         return None
     rest = np.setdiff1d(np.arange(m), grad)

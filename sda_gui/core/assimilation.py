@@ -102,7 +102,7 @@ def assimilate(model: LocalScoreModel, observation: Observation, n_samples: int,
     (``guidance.dynamics``; every window is then differentiated); below 32 steps its γ
     grows as (32/steps)³, or the term would overshoot, and above 64 it falls, to γ/6 at
     256 steps (``gamma_for_steps``). ``fold``: how the windows' outputs make the trajectory's
-    (``local_score.fold_windows``: ``"centre"`` or ``"mean"``).
+    (``local_score.fold_windows``: ``"centre"``, ``"mean"`` or ``"interior"``).
     """
     observation.validate(model.state_shape)
     if observation.length < model.window:

@@ -29,7 +29,8 @@ Off by default; measured in ``docs/benchmarks.md`` ("Weak-constraint 4D-Var").
 
 ``fold``: how the network's window outputs make the trajectory's noise estimate
 (``local_score.fold_windows``): ``"centre"``, each state from the window centred on it (the
-paper's composition), or ``"mean"``, the mean over every window holding it.
+paper's composition), ``"mean"``, the mean over every window holding it, or ``"interior"``, the
+mean over those holding it away from their two edges.
 
 Per-system defaults (``SYSTEM_DEFAULTS``, measured with ``python -m sda_gui.bench_classical
 --methods sda`` on its Lorenz-63 and Lorenz-96 rows, see ``docs/benchmarks.md``): the
@@ -91,8 +92,8 @@ class SDA(Method):
         dynamics_std: float = 0.0
         dynamics_gamma: float = 0.3
         #: how the windows' noise estimates make the trajectory's (``local_score.fold_windows``):
-        #: ``"centre"`` (each state from the window centred on it) or ``"mean"`` (over every window
-        #: that holds it)
+        #: ``"centre"`` (each state from the window centred on it), ``"mean"`` (over every window
+        #: that holds it) or ``"interior"`` (over those that hold it away from their edges)
         fold: str = "centre"
         #: samples whose x(t) and x̂(t) are recorded at every step (0: none, the default)
         record: int = 0

@@ -149,10 +149,10 @@ def window_split(length: int, k: int, states, device="cpu", fold: str = "centre"
         grad = np.unique(np.clip(states - k, 0, m - 1))
     else:
         offsets = _offsets(k, fold)
-        spans = [[i - o for o in offsets if 0 <= i - o < m] for i in states.tolist()]
+        windows = [i - o for i in states.tolist() for o in offsets if 0 <= i - o < m]
         if fold == "interior" and k > 0:   # the end states come from the end windows
-            spans += [[0] for i in states.tolist() if i == 0] + [[m - 1] for i in states.tolist() if i == length - 1]
-        grad = np.unique(np.asarray([j for span in spans for j in span], dtype=np.int64))
+            windows += [0] * bool((states == 0).any()) + [m - 1] * bool((states == length - 1).any())
+        grad = np.unique(np.asarray(windows, dtype=np.int64))
     if grad.size == m:
         return None
     rest = np.setdiff1d(np.arange(m), grad)
